@@ -34,6 +34,7 @@ from pgrpo.rm.pairs import (
     template,
     write_pairs,
 )
+from pgrpo.rm.synthetic import _HOLLOW_WHY as HOLLOW_WHY
 from pgrpo.types import AssertTest, CallTest, Problem, StdioTest
 
 ADD = Problem(
@@ -94,29 +95,38 @@ def _check_synthetic(problems: list[Problem], pairs: list[Pair]) -> None:
             assert len({base, optimized, degraded}) == 3
             (base_units, base_code), (deg_units, deg_code) = _split(base), _split(degraded)
             assert deg_code == base_code  # the approach (the final code) never changes
+            opt_units, _ = _split(optimized)
             if dim == "factual_accuracy":
                 change = trio["original>degraded"].meta["changed"]
+                assert change["from"] != change["to"] and len(deg_units) == len(base_units) + 1
+                # one claim changed, and the added check repeats the same wrong value
                 assert [i for i, (a, b) in enumerate(zip(base_units, deg_units)) if a != b] == [
                     change["unit"]
                 ]
-                assert len(base_units) == len(deg_units) and change["from"] != change["to"]
                 assert (
                     base_units[change["unit"]].replace(change["from"], change["to"], 1)
                     == deg_units[change["unit"]]
                 )
-                assert "Checking the claims" in optimized
+                assert opt_units[:-1] == base_units and opt_units[-1].startswith("Checking the claims")
+                assert deg_units[-1] == opt_units[-1].replace(change["from"], change["to"], 1)
             if dim == "logical_rigor":
-                edge = [u for u in base_units if u.startswith("Edge case:")]
-                assert len(edge) == 1 and "Edge case" not in degraded and len(degraded) < len(base)
-                for unit in deg_units:  # each paragraph is the original's, at most without its reason
-                    assert unit in base_units or any(b.startswith(unit[:-1] + ", ") for b in base_units)
+                assert "Edge case:" not in degraded and "Why this is correct: it obviously is" in degraded
                 assert "Why this is correct" in optimized and optimized.count("Edge case:") >= 2
+                reasons = [u for u in base_units if u.startswith(("First,", "Then", "Finally,", "To solve"))]
+                hollow = [u for u in deg_units if u.startswith(("First,", "Then", "Finally,", "To solve"))]
+                assert len(reasons) == len(hollow) and not set(reasons) & set(hollow)
+                for good, bad in zip(reasons, hollow):  # same step, its reason swapped for an empty one
+                    assert any(bad.endswith(why + ".") for why in HOLLOW_WHY)
+                    assert good.split(", ")[0] == bad.split(", ")[0]
             if dim == "logical_coherence":
-                assert sorted(deg_units) == sorted(base_units) and deg_units != base_units
+                assert sorted(deg_units) == sorted(opt_units) and deg_units != opt_units
                 assert trio["original>degraded"].meta["order"] != sorted(
                     trio["original>degraded"].meta["order"]
                 )
                 assert "Step 1:" in optimized and "Therefore" in optimized
+    lengths = [(len(p.chosen), len(p.rejected)) for p in pairs]
+    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in lengths) / len(lengths)
+    assert 0.3 <= wins <= 0.7, f"length predicts the label in {wins:.0%} of pairs"
 
 
 # ----------------------------------------------------------------------------- synthetic mode

@@ -123,36 +123,53 @@ class SyntheticTrace:
         return "\n\n".join([*units, f"```python\n{self.code}\n```"])
 
     def variants(self, dimension: str, rng: random.Random) -> tuple[str, str, dict]:
-        """(optimized, degraded, facts about the degradation for the pair's meta)."""
+        """(optimized, degraded, facts about the degradation for the pair's meta).
+
+        Both rewrites of a dimension are about equally long, and both longer than the base: a degraded
+        rewrite replaces good content with bad content instead of deleting it, so length cannot tell the
+        better side (optimized vs degraded is a near tie; original vs each rewrite points opposite ways)."""
         base = self.units()
         if dimension == "factual_accuracy":
-            claims = "; ".join(e.claim() for e in self.examples)
-            check = (
-                f"Checking the claims against the tests: {claims}. These are exactly the values the code "
-                "below returns, so every value stated above is right."
-                if claims
-                else f"Checking the claims against the code: {self.inputs[0].lower()}{self.inputs[1:-1]}, "
-                "and each step above names the expression the code below really uses."
-            )
-            optimized = [*base, check]
             at, old, new = self._factual_error(base)
             degraded = [*base]
             degraded[at] = base[at].replace(old, new, 1)
+            check = self._check()
             return (
-                self.render(optimized),
-                self.render(degraded),
+                self.render([*base, check]),
+                self.render([*degraded, check.replace(old, new, 1)]),  # the check repeats the error
                 {"changed": {"unit": at, "from": old, "to": new}},
             )
         if dimension == "logical_rigor":
             optimized = [*base, self.correctness, *self.edges[1:]]
-            return self.render(optimized), self.render(self.units(justify=False, edge=False)), {}
+            return self.render(optimized), self.render(self._hand_waving(rng)), {}
         if dimension == "logical_coherence":
-            order = list(range(len(base)))
+            numbered = self._numbered()
+            order = list(range(len(numbered)))
             rng.shuffle(order)
             if order == sorted(order):
                 order = order[1:] + order[:1]
-            return self.render(self._numbered()), self.render([base[i] for i in order]), {"order": order}
+            return self.render(numbered), self.render([numbered[i] for i in order]), {"order": order}
         raise ValueError(f"unknown dimension {dimension!r}; valid: {', '.join(SYNTHETIC_DIMENSIONS)}")
+
+    def _check(self) -> str:
+        claims = "; ".join(e.claim() for e in self.examples)
+        if claims:
+            return (
+                f"Checking the claims against the tests: {claims}. These are exactly the values the code "
+                "below returns, so every value stated above is right."
+            )
+        return (
+            f"Checking the claims against the code: {self.inputs[0].lower()}{self.inputs[1:-1]}, "
+            "and each step above names the expression the code below really uses."
+        )
+
+    def _hand_waving(self, rng: random.Random) -> list[str]:
+        """The base trace with every reason replaced by an empty one, the edge case waved away, and the
+        optimized trace's correctness argument and extra edge cases replaced by bare assurances."""
+        steps = [_Step(s.text, rng.choice(_HOLLOW_WHY)) for s in self.steps]
+        hollow = SyntheticTrace(**{**self.__dict__, "steps": steps, "edges": [_NO_EDGES]})
+        assurances = [_ASSURANCE] + [rng.choice(_MORE_ASSURANCES) for _ in self.edges[1:]]
+        return [*hollow.units(), *assurances]
 
     def _numbered(self) -> list[str]:
         steps = [f"Step 1: {self.steps[0].text[0].upper()}{self.steps[0].text[1:]}, {self.steps[0].why}."]
@@ -182,6 +199,26 @@ class SyntheticTrace:
         if "standard input" in units[1]:
             return 1, "standard input", "a file named input.txt"
         return 1, "top to bottom", "bottom to top"
+
+
+# Rigor degradations: justifications that justify nothing, in place of the real ones.
+_HOLLOW_WHY = (
+    "because that is simply how this kind of task is always done",
+    "since that is obviously what is needed here, as anyone can see",
+    "because it clearly works and there is nothing to explain",
+    "as is standard, so no reason needs to be given for it",
+)
+_NO_EDGES = (
+    "Edge cases: there is no need to think about unusual inputs, the same code surely handles them all."
+)
+_ASSURANCE = (
+    "Why this is correct: it obviously is. The code looks right, so there is no need to argue it step by "
+    "step or to check it against the examples; it will work on whatever input it gets."
+)
+_MORE_ASSURANCES = (
+    "Other inputs: they will behave just like the example, so they need not be looked at separately.",
+    "Larger or smaller inputs: nothing changes for them, so there is no point in checking them here.",
+)
 
 
 _WHY_CALL = {
