@@ -263,11 +263,8 @@ def test_gating_truth_table(runner, variant, scorer_up):
         assert r.format == (1.0 if fmt else 0.0), where
         assert r.passed is (outcome == "pass"), where
         assert r.verdict == {"pass": "passed", "fail": "failed", "sandbox_error": "sandbox_error"}[outcome]
-        gate_open = (
-            variant == "additive"
-            and outcome != "sandbox_error"
-            or (variant == "posterior" and outcome == "pass")
-        )
+        known = outcome != "sandbox_error"
+        gate_open = (variant == "additive" and known) or (variant == "posterior" and outcome == "pass")
         assert r.thinking_called is (gate_open and scorer_up), where
         assert r.thinking == (pytest.approx(0.75) if gate_open and scorer_up else None), where
         if outcome == "sandbox_error":

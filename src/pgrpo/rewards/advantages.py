@@ -9,6 +9,7 @@ group of `num_generations` consecutive rewards and computes `A = (r - mean) / (s
 - finally `nan_to_num(A, 0)`: a masked completion, and every completion of a group with a single scored
   reward when scaling, gets advantage 0.
 TRL computes in float32; this computes in float64, so values agree to about 1e-6.
+verl's GRPO is the same with `epsilon=1e-6` (and a group of one gets mean 0, std 1 there).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from collections.abc import Sequence
 EPSILON = 1e-4  # TRL's: A = (r - mean) / (std + 1e-4)
 
 
-def group_advantages(rewards: Sequence[float | None], group_size: int, scale: bool = True) -> list[float]:
+def group_advantages(
+    rewards: Sequence[float | None], group_size: int, scale: bool = True, epsilon: float = EPSILON
+) -> list[float]:
     """Advantages for rewards laid out group after group (`group_size` each); None or NaN = masked."""
     if group_size < 1 or len(rewards) % group_size:
         raise ValueError(f"{len(rewards)} rewards do not split into groups of {group_size}")
@@ -35,7 +38,7 @@ def group_advantages(rewards: Sequence[float | None], group_size: int, scale: bo
         else:
             std = math.sqrt(sum((r - mean) ** 2 for r in scored) / (len(scored) - 1))
         for r in group:
-            a = (r - mean) / (std + EPSILON) if scale else r - mean
+            a = (r - mean) / (std + epsilon) if scale else r - mean
             advantages.append(0.0 if math.isnan(a) else a)
     return advantages
 

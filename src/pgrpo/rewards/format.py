@@ -99,7 +99,7 @@ def answer_code(text: str, spec: FormatSpec = FormatSpec()) -> str:
 
 
 def _strict_blocks(text: str, spec: FormatSpec) -> tuple[str, str] | None:
-    """(thinking, answer) when the text is exactly `<think>…</think><answer>…</answer>` up to whitespace."""
+    """(thinking, answer) when the text is exactly `<think>…</think><answer>…</answer>`, up to spaces."""
     think_open, think_close, answer_open, answer_close = (re.escape(tag) for tag in spec.tags)
     pattern = rf"\s*{think_open}(.*?){think_close}\s*{answer_open}(.*?){answer_close}\s*"
     match = re.fullmatch(pattern, text, re.S)
