@@ -152,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rm_parser(sub)
 
+    from pgrpo.search.cli import add_parser as add_search_parser
+
+    add_search_parser(sub)
+
     problems = sub.add_parser("problems", help="problem sets")
     problems_sub = problems.add_subparsers(dest="problems_command", required=True)
     export = problems_sub.add_parser("export", help="write a problem set as native JSONL")

@@ -1,0 +1,342 @@
+"""`pgrpo search`: run search methods, score their answers on the hidden tests, compare them.
+
+Stages, each timed: load (visible/hidden split, `tasks`) -> for each method: search on the search
+tests (`engine.drive`; hidden tests are not reachable there) -> run the selected answers on the hidden
+tests -> efficiency of the solved ones against the reference -> write:
+
+    OUT/<method>/tree.jsonl      every node of every problem's tree (id, parent, round, hint, reasoning,
+                                 code, visible verdict and pass rate, ρ, ω and its parts, selected)
+    OUT/<method>/problems.jsonl  per problem: LLM calls, tokens, executions, the selected node, its
+                                 hidden-test verdict, efficiency
+    OUT/report.json, report.md   all methods side by side, labelled oracle or not
+
+Efficiency (ORPS paper): candidate runtime / reference runtime on the hidden tests, capped at 10x,
+measured here on this machine for problems solved with a reference that passes its own tests; each
+program is run `efficiency_repeats` times and its fastest run kept. Lower is better.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict
+
+from pgrpo.jsonl import write_jsonl
+from pgrpo.search.config import SearchConfig
+from pgrpo.search.engine import Backends, Ledger, MethodResult, drive
+from pgrpo.search.methods import METHODS
+from pgrpo.search.prompts import strategies
+from pgrpo.search.tasks import SearchTask, load_tasks
+from pgrpo.search.tree import RANKINGS
+from pgrpo.types import ExecResult, Problem
+
+EFFICIENCY_CAP = 10.0
+
+
+def _generator_options(cfg: SearchConfig) -> dict:
+    return {
+        **({"batch_size": cfg.batch_size} if cfg.batch_size else {}),
+        **({"device": cfg.device} if cfg.device else {}),
+        **(json.loads(cfg.generator_options) if cfg.generator_options else {}),
+    }
+
+
+def load_backends(cfg: SearchConfig) -> Backends:
+    from pgrpo.llm import load_generator
+
+    generator = load_generator(cfg.model, cfg.backend, cache_dir=cfg.cache_dir, **_generator_options(cfg))
+    critic = generator
+    if cfg.critic_model and cfg.critic_model != cfg.model:
+        critic = load_generator(
+            cfg.critic_model, cfg.critic_backend, cache_dir=cfg.cache_dir, **_generator_options(cfg)
+        )
+    return Backends(generator, critic)
+
+
+# ----------------------------------------------------------------------------- scoring on hidden tests
+
+
+def _time(result: ExecResult, source: str) -> float:
+    return sum((t.cpu_s if source == "cpu" else t.wall_s) for t in result.tests)
+
+
+class Efficiency:
+    """Runtime ratios against the reference; reference timings are measured once per problem."""
+
+    def __init__(self, executor, repeats: int) -> None:
+        self.executor = executor
+        self.repeats = repeats
+        self.references: dict[str, list[ExecResult] | None] = {}
+
+    def _reference_runs(self, problem: Problem) -> list[ExecResult] | None:
+        if problem.id not in self.references:
+            runs = None
+            if problem.reference is not None:
+                runs = list(self.executor.map([(problem, problem.reference)] * self.repeats))
+                runs = runs if all(r.passed for r in runs) else None
+            self.references[problem.id] = runs
+        return self.references[problem.id]
+
+    def ratios(self, solved: dict[str, tuple[Problem, str, ExecResult]]) -> dict[str, dict]:
+        """{problem id: {"ratio", "candidate_s", "reference_s", "time_source"} or {"skipped": why}}."""
+        extra = list(
+            self.executor.map([(p, code) for p, code, _ in solved.values() for _ in range(self.repeats - 1)])
+        )
+        out: dict[str, dict] = {}
+        for i, (pid, (problem, _, first)) in enumerate(solved.items()):
+            runs = [first, *extra[i * (self.repeats - 1) : (i + 1) * (self.repeats - 1)]]
+            refs = self._reference_runs(problem)
+            if problem.reference is None:
+                out[pid] = {"skipped": "no reference solution"}
+                continue
+            if refs is None:
+                out[pid] = {"skipped": "the reference does not pass the hidden tests"}
+                continue
+            if not all(r.passed for r in runs):
+                out[pid] = {"skipped": "the answer did not pass every timing run"}
+                continue
+            every = [t for r in runs + refs for t in r.tests]
+            source = "cpu" if all(t.cpu_s is not None for t in every) else "wall"
+            cand = min(_time(r, source) for r in runs)
+            ref = min(_time(r, source) for r in refs)
+            if ref <= 0:
+                out[pid] = {"skipped": "reference time measured as 0"}
+                continue
+            out[pid] = {
+                "ratio": min(cand / ref, EFFICIENCY_CAP),
+                "candidate_s": cand,
+                "reference_s": ref,
+                "time_source": source,
+            }
+        return out
+
+
+def score_hidden(
+    outcomes: dict[str, tuple[MethodResult, Ledger]], hidden: dict[str, Problem], executor
+) -> dict[str, ExecResult | None]:
+    """The selected answer of each problem run on its hidden tests (None: search produced no answer)."""
+    jobs = [(pid, out.selected.code) for pid, (out, _) in outcomes.items() if out.selected is not None]
+    results = executor.map([(hidden[pid], code) for pid, code in jobs])
+    scored: dict[str, ExecResult | None] = {pid: None for pid in outcomes}
+    scored.update({pid: r for (pid, _), r in zip(jobs, results, strict=True)})
+    return scored
+
+
+# ----------------------------------------------------------------------------- one method
+
+
+def run_method(
+    name: str,
+    cfg: SearchConfig,
+    tasks: list[SearchTask],
+    hidden: dict[str, Problem],
+    backends: Backends,
+    executor,
+    efficiency: Efficiency,
+) -> tuple[dict, list[dict], list[dict]]:
+    """(summary, per-problem rows, tree rows) of one method."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(tasks),
+        desc=name,
+        unit="problem",
+        file=sys.stderr,
+        mininterval=1 if sys.stderr.isatty() else 30,
+    )
+    t0 = time.monotonic()
+    outcomes = drive(tasks, METHODS[name], cfg, backends, executor, cfg.resolved_budget(), progress=bar)
+    bar.close()
+    search_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    scored = score_hidden(outcomes, hidden, executor)
+    solved = {
+        pid: (hidden[pid], outcomes[pid][0].selected.code, result)
+        for pid, result in scored.items()
+        if result is not None and result.passed
+    }
+    timing = efficiency.ratios(solved)
+    score_s = time.monotonic() - t0
+
+    rows, tree_rows = [], []
+    for pid, (outcome, ledger) in outcomes.items():
+        result, node = scored[pid], outcome.selected
+        rows.append(
+            {
+                "id": pid,
+                "method": name,
+                **ledger.to_dict(),
+                "nodes": len(outcome.nodes),
+                "stop": outcome.stop,
+                "selected": None if node is None else node.id,
+                "visible_pass_rate": None if node is None else round(node.pass_rate, 6),
+                "hidden": None
+                if result is None
+                else {
+                    "verdict": result.verdict.value,
+                    "passed": result.passed,
+                    "pass_rate": round(result.pass_rate, 6),
+                },
+                "efficiency": timing.get(pid),
+            }
+        )
+        tree_rows += [{"problem": pid, "method": name, **n.to_dict()} for n in outcome.nodes]
+    return summarise(name, rows, outcomes, scored, search_s, score_s), rows, tree_rows
+
+
+def summarise(name, rows, outcomes, scored, search_s: float, score_s: float) -> dict:
+    n = len(rows)
+    total = collections.Counter()
+    for row in rows:
+        for key in (
+            "llm_calls",
+            "generator_calls",
+            "critic_calls",
+            "prompt_tokens",
+            "completion_tokens",
+            "tokens",
+            "executions",
+            "critic_retries",
+            "critic_failures",
+        ):
+            total[key] += row[key]
+    ratios = [
+        row["efficiency"]["ratio"] for row in rows if row["efficiency"] and "ratio" in row["efficiency"]
+    ]
+    solved = sum(1 for r in scored.values() if r is not None and r.passed)
+    terms = collections.Counter(
+        ",".join(node.omega.dynamic_terms)
+        for out, _ in outcomes.values()
+        for node in out.nodes
+        if node.omega and node.omega.dynamic_terms
+    )
+    return {
+        "method": name,
+        "problems": n,
+        "pass@1": solved / n if n else 0.0,
+        "solved": solved,
+        "visible_solved": sum(
+            1 for out, _ in outcomes.values() if out.selected is not None and out.selected.passes_all
+        ),
+        **dict(total),
+        "per_problem": {k: total[k] / n if n else 0.0 for k in ("llm_calls", "tokens", "executions")},
+        "efficiency": {
+            "mean_ratio": statistics.mean(ratios) if ratios else None,
+            "problems": len(ratios),
+            "cap": EFFICIENCY_CAP,
+        },
+        "infrastructure_failures": sum(
+            1 for r in scored.values() if r is not None and r.is_infrastructure_failure
+        ),
+        "stops": dict(collections.Counter(out.stop.split(" in round")[0] for out, _ in outcomes.values())),
+        "omega_dynamic_terms": dict(terms),
+        "seconds": {"search": round(search_s, 2), "score": round(score_s, 2)},
+    }
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+
+def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=None) -> dict:
+    """Run every method of `cfg` and write the run directory; returns the report. `backends` and
+    `executor` are for tests (default: load the models, start a sandbox pool)."""
+    cfg.validate(list(METHODS), list(RANKINGS), len(strategies()))
+    os.makedirs(cfg.out, exist_ok=True)
+    t0 = time.monotonic()
+    pairs = load_tasks(cfg.dataset, oracle=cfg.oracle)[: cfg.limit]
+    tasks = [task for task, _ in pairs]
+    hidden = {task.id: problem for task, problem in pairs}
+    load_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    backends = backends or load_backends(cfg)
+    model_s = time.monotonic() - t0
+    own_executor = executor is None
+    if own_executor:
+        from pgrpo.sandbox import Executor
+
+        executor = Executor(workers=cfg.workers, time_limit_s=cfg.timeout)
+    summaries = []
+    try:
+        efficiency = Efficiency(executor, cfg.efficiency_repeats)
+        for name in cfg.methods:
+            summary, rows, tree_rows = run_method(name, cfg, tasks, hidden, backends, executor, efficiency)
+            os.makedirs(os.path.join(cfg.out, name), exist_ok=True)
+            write_jsonl(os.path.join(cfg.out, name, "problems.jsonl"), rows)
+            write_jsonl(os.path.join(cfg.out, name, "tree.jsonl"), tree_rows)
+            summaries.append(summary)
+            print(
+                f"pgrpo search: {name}: pass@1 {summary['pass@1']:.3f} on {summary['problems']} problems",
+                file=sys.stderr,
+            )
+    finally:
+        if own_executor:
+            executor.close()
+    report = {
+        "dataset": cfg.dataset,
+        "model": cfg.model,
+        "critic_model": cfg.critic_model or cfg.model,
+        "oracle": cfg.oracle,
+        "search_tests": "HIDDEN tests (oracle run: not a fair comparison)"
+        if cfg.oracle
+        else "visible tests only",
+        "problems": len(tasks),
+        "budget_calls": cfg.resolved_budget(),
+        "token_count": {role: c.method for role, c in backends.counters.items()},
+        "cache": {
+            role: {"hits": getattr(g, "hits", None), "misses": getattr(g, "misses", None)}
+            for role, g in (("generator", backends.generator), ("critic", backends.critic))
+        },
+        "methods": summaries,
+        "seconds": {"load": round(load_s, 2), "models": round(model_s, 2)},
+        "config": asdict(cfg),
+    }
+    with open(os.path.join(cfg.out, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    with open(os.path.join(cfg.out, "report.md"), "w") as f:
+        f.write(markdown(report))
+    return report
+
+
+def markdown(report: dict) -> str:
+    cfg = report["config"]
+    label = (
+        "**ORACLE run: search and selection saw the hidden tests.**"
+        if report["oracle"]
+        else ("Search and selection used the visible tests only; pass@1 is on the hidden tests.")
+    )
+    lines = [
+        f"# search on {report['dataset']}",
+        "",
+        label,
+        "",
+        f"model `{report['model']}`, critic `{report['critic_model']}`; {report['problems']} problems; "
+        f"budget {report['budget_calls']} LLM calls per problem (CoT: 1); ORPS N={cfg['children']}, "
+        f"K={cfg['beam']}, T={cfg['rounds']}, temperature {cfg['temperature']}, ranking {cfg['ranking']}; "
+        f"tokens: {report['token_count']['generator']}",
+        "",
+        "| method | pass@1 (hidden) | solved visible | LLM calls | tokens | executions | critic failures | efficiency (× ref, n) | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in report["methods"]:
+        eff = m["efficiency"]
+        eff_text = (
+            f"{eff['mean_ratio']:.2f} ({eff['problems']})" if eff["mean_ratio"] is not None else "– (0)"
+        )
+        lines.append(
+            f"| {m['method']} | {m['pass@1']:.3f} ({m['solved']}/{m['problems']}) | {m['visible_solved']} "
+            f"| {m['llm_calls']} | {m['tokens']} | {m['executions']} | {m['critic_failures']} | {eff_text} "
+            f"| {m['seconds']['search']:.0f} |"
+        )
+    terms = sorted({t for m in report["methods"] for t in m["omega_dynamic_terms"]})
+    lines += [
+        "",
+        "LLM calls, tokens and executions are totals over all problems (search only; scoring on hidden tests "
+        "is not counted). Efficiency: mean of candidate/reference runtime on hidden tests over solved problems, "
+        "capped at 10×. Seconds: wall time of the search, generation included (cached completions cost nothing).",
+        f"ω dynamic terms used: {', '.join(terms) or 'none'} (terms the executor does not measure here are left out).",
+    ]
+    return "\n".join(lines) + "\n"

