@@ -63,16 +63,14 @@ class Parsed:
 
 
 def parse_completion(text: str, spec: FormatSpec = FormatSpec()) -> Parsed:
+    """Read a completion: strictly for `well_formed`, leniently for the rest."""
     strict = _strict_blocks(text, spec)
     if strict is not None:
         thinking, answer = strict
         well_formed = bool(thinking.strip()) and _has_answer_content(answer, spec.require_code)
     else:
-        thinking, answer, well_formed = (
-            _first_block(text, spec.think_tag),
-            last_answer_block(text, spec),
-            False,
-        )
+        thinking, answer = _first_block(text, spec.think_tag), last_answer_block(text, spec)
+        well_formed = False
     code = answer_code(text, spec)
     return Parsed(
         thinking=(thinking or "").strip() or None,
