@@ -152,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rm_parser(sub)
 
+    from pgrpo.train.cli import add_parser as add_train_parser
+
+    add_train_parser(sub)
+
     from pgrpo.search.cli import add_parser as add_search_parser
 
     add_search_parser(sub)

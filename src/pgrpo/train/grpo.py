@@ -1,0 +1,378 @@
+"""P-GRPO on TRL's GRPOTrainer: the gated reward as TRL reward functions, metrics, the hacking monitor,
+plots, checkpoints and resume.
+
+The reward of a completion is `w_f·R_format + w_o·R_outcome + w_t·T` where T is `R_outcome·R_thinking`
+(posterior), `R_thinking` (additive) or absent (outcome). Each term is one TRL reward function, so TRL
+logs a curve per component and applies the weights; all three come from one `score_completions` call per
+batch (the executor runs once per completion, the reward model only where the variant needs it). A
+completion whose reward cannot be known (sandbox error, reward model down) gets `None` from every
+function, which TRL masks: it leaves the group baseline and gets zero advantage. It is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgrpo.rewards import FormatSpec, RewardBreakdown, RewardStats, RewardWeights, score_completions
+from pgrpo.types import Problem
+
+SYSTEM_PROMPT = (
+    "Think about the problem step by step inside <think> </think>, then give the final Python code in a "
+    "fenced block inside <answer> </answer>."
+)
+
+
+# ----------------------------------------------------------------------------- reward functions
+
+
+def _text(completion: Any) -> str:
+    """A TRL completion: a string, or chat messages whose last content is the answer."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m.get("content", "") for m in completion if m.get("role", "assistant") == "assistant")
+
+
+def _pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    if len(xs) < 2:
+        return None
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sx = math.sqrt(sum((x - mx) ** 2 for x in xs))
+    sy = math.sqrt(sum((y - my) ** 2 for y in ys))
+    if sx == 0 or sy == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / (sx * sy)
+
+
+def _zero_std_share(values: Sequence[float | None], group: int) -> float | None:
+    groups = [values[i : i + group] for i in range(0, len(values), group)]
+    groups = [[v for v in g if v is not None] for g in groups]
+    groups = [g for g in groups if len(g) > 1]
+    if not groups:
+        return None
+    return sum(max(g) - min(g) < 1e-9 for g in groups) / len(groups)
+
+
+@dataclass
+class BatchMetrics:
+    """What one scored batch says beyond the reward curves TRL draws itself."""
+
+    values: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        breakdowns: Sequence[RewardBreakdown],
+        group: int,
+        weights: RewardWeights,
+        monitor_thinking: dict[int, float] | None = None,
+    ) -> BatchMetrics:
+        n = len(breakdowns)
+        live = [b for b in breakdowns if not b.masked]
+        v: dict[str, float | None] = {
+            "pass_rate": sum(b.passed for b in live) / len(live) if live else None,
+            "format_rate": sum(b.format for b in breakdowns) / n,
+            "rm_call_rate": sum(b.thinking_called for b in breakdowns) / n,
+            "masked": float(sum(b.masked for b in breakdowns)),
+            "sandbox_errors": float(sum(b.failure == "sandbox_error" for b in breakdowns)),
+            "scorer_failures": float(sum(b.failure in ("scorer_unavailable", "scorer_nonfinite") for b in breakdowns)),
+        }
+        thinking = {i: b.thinking for i, b in enumerate(breakdowns) if b.thinking is not None}
+        thinking.update({i: t for i, t in (monitor_thinking or {}).items() if i not in thinking})
+        passing = [t for i, t in thinking.items() if breakdowns[i].passed]
+        failing = [t for i, t in thinking.items() if not breakdowns[i].passed and not breakdowns[i].masked]
+        v["thinking_passing"] = sum(passing) / len(passing) if passing else None
+        v["thinking_failing"] = sum(failing) / len(failing) if failing else None
+        known = [(t, float(breakdowns[i].passed)) for i, t in thinking.items() if not breakdowns[i].masked]
+        v["thinking_outcome_corr"] = _pearson([t for t, _ in known], [o for _, o in known])
+        without = [
+            None if b.masked else weights.format * b.format + weights.outcome * (b.outcome or 0.0) for b in breakdowns
+        ]
+        v["zero_std_groups"] = _zero_std_share([b.total for b in breakdowns], group)
+        v["zero_std_groups_without_thinking"] = _zero_std_share(without, group)
+        return cls({k: float(x) for k, x in v.items() if x is not None})
+
+
+class GatedReward:
+    """The reward as TRL reward functions sharing one scoring pass per batch.
+
+    `functions()` gives the format, outcome and thinking-term functions for the variant (TRL names its
+    curves after them: `rewards/format`, `rewards/outcome`, `rewards/outcome_x_thinking` or
+    `rewards/thinking`); `weights()` their weights for `GRPOConfig.reward_weights`. The dataset must have
+    a `problem_id` column."""
+
+    def __init__(
+        self,
+        problems: Sequence[Problem],
+        executor: Any,
+        scorer: Any = None,
+        *,
+        variant: str = "posterior",
+        weights: RewardWeights = RewardWeights(),
+        spec: FormatSpec = FormatSpec(),
+        outcome_mode: str = "all",
+        unit: str = "sigmoid",
+        group_size: int = 8,
+        monitor_score_all: bool = False,
+    ) -> None:
+        self.problems = {p.id: p for p in problems}
+        self.executor = executor
+        self.scorer = scorer
+        self.variant = variant
+        self.reward_weights = weights
+        self.spec = spec
+        self.outcome_mode = outcome_mode
+        self.unit = unit
+        self.group_size = group_size
+        self.monitor_score_all = monitor_score_all and scorer is not None
+        self.stats = RewardStats()
+        self.monitor_calls = 0
+        self.history: list[BatchMetrics] = []
+        self._key: tuple | None = None
+        self._breakdowns: list[RewardBreakdown] = []
+
+    # -- one scoring pass per batch, shared by the functions
+    def breakdowns(self, completions: Sequence[Any], problem_id: Sequence[str], log_metric: Any = None) -> list:
+        texts = [_text(c) for c in completions]
+        key = (tuple(texts), tuple(problem_id))
+        if key == self._key:
+            return self._breakdowns
+        try:
+            problems = [self.problems[i] for i in problem_id]
+        except KeyError as e:
+            raise KeyError(f"the dataset's problem_id {e.args[0]!r} is not among the training problems") from None
+        breakdowns = score_completions(
+            problems,
+            texts,
+            executor=self.executor,
+            scorer=self.scorer,
+            variant=self.variant,
+            weights=self.reward_weights,
+            spec=self.spec,
+            outcome_mode=self.outcome_mode,
+            unit=self.unit,
+            stats=self.stats,
+        )
+        metrics = BatchMetrics.of(breakdowns, self.group_size, self.reward_weights, self._monitor(problems, texts, breakdowns))
+        self.history.append(metrics)
+        if log_metric is not None:
+            for name, value in metrics.values.items():
+                log_metric(f"pgrpo/{name}", value)
+        self._key, self._breakdowns = key, breakdowns
+        return breakdowns
+
+    def _monitor(self, problems, texts, breakdowns) -> dict[int, float]:
+        """Thinking scores of the samples the reward did not score (monitor only, counted apart)."""
+        if not self.monitor_score_all:
+            return {}
+        from pgrpo.rewards import parse_completion
+        from pgrpo.rm.score import ScorerUnavailable, to_unit
+
+        todo = [
+            (i, parse_completion(texts[i], self.spec).thinking)
+            for i, b in enumerate(breakdowns)
+            if b.thinking is None and not b.masked
+        ]
+        todo = [(i, t) for i, t in todo if t]
+        if not todo:
+            return {}
+        self.monitor_calls += len(todo)
+        try:
+            raw = self.scorer.score([problems[i].prompt for i, _ in todo], [t for _, t in todo])
+        except ScorerUnavailable as e:
+            warnings.warn(f"hacking monitor: the reward model did not answer ({e}); this step has no monitor scores")
+            return {}
+        return {i: s for (i, _), s in zip(todo, to_unit(raw, "sigmoid")) if s is not None}
+
+    def functions(self) -> list:
+        def format(completions, problem_id, log_metric=None, **_):  # noqa: A001 - TRL names the curve after it
+            return [None if b.masked else b.format for b in self.breakdowns(completions, problem_id, log_metric)]
+
+        def outcome(completions, problem_id, log_metric=None, **_):
+            return [None if b.masked else b.outcome for b in self.breakdowns(completions, problem_id, log_metric)]
+
+        def outcome_x_thinking(completions, problem_id, log_metric=None, **_):
+            out = []
+            for b in self.breakdowns(completions, problem_id, log_metric):
+                gate = b.outcome or 0.0
+                out.append(None if b.masked else (gate * b.thinking if gate > 0 and b.thinking is not None else 0.0))
+            return out
+
+        def thinking(completions, problem_id, log_metric=None, **_):
+            return [None if b.masked else b.thinking for b in self.breakdowns(completions, problem_id, log_metric)]
+
+        extra = {"posterior": [outcome_x_thinking], "additive": [thinking], "outcome": []}[self.variant]
+        return [format, outcome, *extra]
+
+    def weights(self) -> list[float]:
+        w = self.reward_weights
+        return [w.format, w.outcome] + ([w.thinking] if self.variant != "outcome" else [])
+
+
+# ----------------------------------------------------------------------------- monitoring and logging
+
+
+def hacking_signal(history: Sequence[dict], window: int = 5, threshold: float = 0.05) -> str | None:
+    """A warning when the thinking reward rose while the pass rate fell, comparing the mean of the last
+    `window` logged steps with the `window` before them; None when there is no such trend (or too little
+    history). Uses the thinking reward of all scored samples (passing, and failing when monitored)."""
+    rows = [
+        r
+        for r in history
+        if "pgrpo/pass_rate" in r and ("pgrpo/thinking_passing" in r or "pgrpo/thinking_failing" in r)
+    ]
+    if len(rows) < 2 * window:
+        return None
+
+    def mean(rs, key_fn):
+        values = [key_fn(r) for r in rs]
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    def thinking(r):
+        # the mean over whichever groups were scored, weighted by the pass rate
+        p, tp, tf = r["pgrpo/pass_rate"], r.get("pgrpo/thinking_passing"), r.get("pgrpo/thinking_failing")
+        if tp is not None and tf is not None:
+            return p * tp + (1 - p) * tf
+        return tp if tp is not None else tf
+
+    before, after = rows[-2 * window : -window], rows[-window:]
+    d_think = mean(after, thinking) - mean(before, thinking)
+    d_pass = mean(after, lambda r: r["pgrpo/pass_rate"]) - mean(before, lambda r: r["pgrpo/pass_rate"])
+    if d_think > threshold and d_pass < -threshold:
+        return (
+            f"possible reward hacking: over the last {window} logged steps the thinking reward rose by "
+            f"{d_think:+.3f} while the pass rate changed by {d_pass:+.3f}"
+        )
+    return None
+
+
+def _callback_class():
+    from transformers import TrainerCallback
+
+    class MetricsCallback(TrainerCallback):
+        """Appends every log to metrics.jsonl (cut back to the checkpoint's step on resume), runs the
+        hacking monitor, and counts its warnings."""
+
+        def __init__(self, out_dir: Path, resume_step: int = 0) -> None:
+            self.path = out_dir / "metrics.jsonl"
+            self.history: list[dict] = []
+            self.warnings: list[dict] = []
+            if self.path.exists():
+                kept = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+                self.history = [r for r in kept if r.get("step", 0) <= resume_step]
+                self.path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or not state.is_world_process_zero:
+                return
+            row = {"step": state.global_step, "time": time.time(), **logs}
+            self.history.append(row)
+            message = hacking_signal(self.history)
+            if message:
+                row["pgrpo/hacking_warning"] = 1.0
+                self.warnings.append({"step": state.global_step, "message": message})
+                warnings.warn(message, stacklevel=1)
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    return MetricsCallback
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    steps: int
+    seconds: float
+    reward_stats: dict
+    monitor_calls: int
+    hacking_warnings: list[dict]
+    plots: list[str]
+
+
+def problems_dataset(problems: Sequence[Problem], chat: bool, system_prompt: str = SYSTEM_PROMPT):
+    """A `datasets.Dataset` with `prompt` (text, or chat messages) and `problem_id` columns."""
+    from datasets import Dataset
+
+    if chat:
+        prompts = [[{"role": "system", "content": system_prompt}, {"role": "user", "content": p.prompt}] for p in problems]
+    else:
+        prompts = [f"{system_prompt}\n\n{p.prompt}\n" if system_prompt else f"{p.prompt}\n" for p in problems]
+    return Dataset.from_dict({"prompt": prompts, "problem_id": [p.id for p in problems]})
+
+
+def last_checkpoint(out_dir: str | Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out_dir)) if Path(out_dir).is_dir() else None
+
+
+def run_grpo(
+    *,
+    model: Any,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    reward: GatedReward,
+    grpo_args: dict[str, Any],
+    out_dir: str | Path,
+    chat: bool = False,
+    system_prompt: str = SYSTEM_PROMPT,
+    peft_config: Any = None,
+    resume: bool = False,
+    plots: bool = True,
+) -> TrainResult:
+    """Train `model` with GRPO on `problems` under `reward`; checkpoints, metrics.jsonl and plots land in
+    `out_dir`. `grpo_args` are GRPOConfig fields. `resume` continues from the last checkpoint there."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = last_checkpoint(out) if resume else None
+    if resume and checkpoint is None:
+        raise FileNotFoundError(f"--resume: no checkpoint-* directory in {out}")
+    resume_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
+    args = dict(grpo_args)
+    args.setdefault("report_to", [])
+    config = GRPOConfig(output_dir=str(out), reward_weights=reward.weights(), **args)
+    reward.group_size = config.num_generations
+    callback = _callback_class()(out, resume_step)
+    trainer = GRPOTrainer(
+        model=model,
+        processing_class=tokenizer,
+        reward_funcs=reward.functions(),
+        args=config,
+        train_dataset=problems_dataset(problems, chat, system_prompt),
+        peft_config=peft_config,
+        callbacks=[callback],
+    )
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - start
+    trainer.model.eval()
+    trainer.save_model(str(out / "final"))
+    (out / "reward_stats.json").write_text(
+        json.dumps({**reward.stats.as_dict(), "monitor_calls": reward.monitor_calls}, indent=2)
+    )
+    pngs = []
+    if plots:
+        from pgrpo.train.plots import plot_metrics
+
+        pngs = plot_metrics(out / "metrics.jsonl", out)
+    return TrainResult(
+        output_dir=str(out),
+        steps=trainer.state.global_step,
+        seconds=seconds,
+        reward_stats=reward.stats.as_dict(),
+        monitor_calls=reward.monitor_calls,
+        hacking_warnings=callback.warnings,
+        plots=[str(p) for p in pngs],
+    )

@@ -1,0 +1,55 @@
+"""PNG curves of a training run from its metrics.jsonl (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PANELS = (
+    ("reward components", ("rewards/format/mean", "rewards/outcome/mean", "rewards/outcome_x_thinking/mean", "rewards/thinking/mean", "reward")),
+    ("pass rate and thinking reward", ("pgrpo/pass_rate", "pgrpo/thinking_passing", "pgrpo/thinking_failing")),
+    ("reward-model calls per completion", ("pgrpo/rm_call_rate",)),
+    ("groups with zero reward variance", ("pgrpo/zero_std_groups", "pgrpo/zero_std_groups_without_thinking")),
+    ("hacking monitor: corr(thinking, outcome)", ("pgrpo/thinking_outcome_corr",)),
+    ("masked completions (infrastructure failures)", ("pgrpo/masked",)),
+)
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_metrics(metrics_path: str | Path, out_dir: str | Path, name: str = "training_curves.png") -> list[Path]:
+    """One figure with a panel per group of curves; panels without data are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in read_metrics(metrics_path) if "loss" in r or any(k.startswith("pgrpo/") for k in r)]
+    panels = []
+    for title, keys in PANELS:
+        series = {k: [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))] for k in keys}
+        series = {k: v for k, v in series.items() if v}
+        if series:
+            panels.append((title, series))
+    if not panels:
+        return []
+    cols = 2
+    rows_n = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(11, 3.2 * rows_n), squeeze=False)
+    for ax, (title, series) in zip(axes.flat, panels):
+        for key, points in series.items():
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="." if len(xs) < 40 else None, label=key.split("/", 1)[-1].removesuffix("/mean"))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    out = Path(out_dir) / name
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return [out]

@@ -1,0 +1,183 @@
+"""A toy domain for the embedded demo: one-line integer functions, with tests, reference reasoning, and
+OD-style preference pairs over that reasoning.
+
+Each problem asks for a function of `x` built from one or two arithmetic operations with small constants
+("multiply x by 3 and then add 4"). The reference completion is in the P-GRPO answer format: a short
+`<think>` that restates the operations and works one example, then the code in `<answer>`. Held-out
+problems use (operation, constant) combinations that the training problems never show.
+
+The pairs follow the OD method by rule (labelled synthetic, like `pgrpo rm pairs --synthetic`), on traces
+short enough for a tiny model: factual — the worked example states a wrong value; rigor — the example
+check is replaced by an unsupported assurance; coherence — the sentences come in a scrambled order.
+Each optimized rewrite adds a second checked example.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from pgrpo.types import CallTest, Problem
+
+# (name, words for the instruction with {k}, python with {k})
+OPERATIONS = (
+    ("add", "add {k}", "x + {k}"),
+    ("sub", "subtract {k}", "x - {k}"),
+    ("mul", "multiply by {k}", "x * {k}"),
+    ("mod", "take the remainder modulo {k}", "x % {k}"),
+    ("div", "divide by {k} rounding down", "x // {k}"),
+)
+CONSTANTS = tuple(range(2, 10))
+NAMES = ("f", "g", "h", "calc", "step", "apply", "transform", "compute", "value", "result")
+EXAMPLE_INPUTS = (5, 8, 11, 12, 17, 23)
+TEST_INPUTS = (0, 1, 6, 13, 29, -4, 100)
+
+
+@dataclass(frozen=True)
+class ToyOp:
+    name: str
+    words: str
+    code: str
+
+    def apply(self, expr: str) -> str:
+        """Python for this operation applied to `expr` (parenthesised when it is compound)."""
+        inner = expr if expr == "x" else f"({expr})"
+        return self.code.replace("x", inner, 1)
+
+
+def _ops(seed: int) -> list[tuple[ToyOp, ...]]:
+    """All one- and two-operation programs over OPERATIONS × CONSTANTS, shuffled with `seed`."""
+    single = [
+        ToyOp(name, words.format(k=k), code.format(k=k)) for name, words, code in OPERATIONS for k in CONSTANTS
+    ]
+    programs = [(op,) for op in single]
+    rng = random.Random(seed)
+    programs += [(a, b) for a in single for b in single if a.name != b.name and rng.random() < 0.08]
+    rng.shuffle(programs)
+    return programs
+
+
+def _evaluate(ops: tuple[ToyOp, ...], x: int) -> int:
+    value = x
+    for op in ops:
+        value = eval(op.code.replace("x", str(value) if value >= 0 else f"({value})"))  # noqa: S307 - our own constants
+    return value
+
+
+def _expression(ops: tuple[ToyOp, ...]) -> str:
+    expr = "x"
+    for op in ops:
+        expr = op.apply(expr)
+    return expr
+
+
+def _problem(ops: tuple[ToyOp, ...], index: int, rng: random.Random) -> Problem:
+    name = rng.choice(NAMES)
+    steps = " and then ".join(op.words for op in ops)
+    prompt = f"Write a function `{name}(x)` that takes an integer x, {steps}, and returns the result."
+    body = _expression(ops)
+    reference = f"def {name}(x):\n    return {body}\n"
+    tests = tuple(CallTest(args=[x], expected=_evaluate(ops, x)) for x in TEST_INPUTS)
+    example = rng.choice(EXAMPLE_INPUTS)
+    second = rng.choice([x for x in EXAMPLE_INPUTS if x != example])
+    return Problem(
+        id=f"toy/{index}",
+        prompt=prompt,
+        tests=tests,
+        entry_point=name,
+        reference=reference,
+        metadata={
+            "toy": {
+                "ops": [op.name for op in ops],
+                "steps": [op.words for op in ops],
+                "expression": body,
+                "examples": [[example, _evaluate(ops, example)], [second, _evaluate(ops, second)]],
+            }
+        },
+    )
+
+
+def toy_problems(train: int = 160, test: int = 40, seed: int = 0) -> tuple[list[Problem], list[Problem]]:
+    """(training problems, held-out problems). Held-out problems use operation/constant combinations that
+    no training problem contains (a held-out single operation never appears in training at all)."""
+    programs = _ops(seed)
+    rng = random.Random(seed)
+    held_out_ops = {(op.name, op.code) for prog in programs[:test] for op in prog}
+    test_programs = programs[:test]
+    train_programs = [p for p in programs[test:] if not {(op.name, op.code) for op in p} & held_out_ops]
+    if len(train_programs) < train:
+        train_programs += [p for p in programs[test:] if p not in train_programs][: train - len(train_programs)]
+    problems = [_problem(ops, i, rng) for i, ops in enumerate(test_programs + train_programs[:train])]
+    return problems[test:], problems[:test]
+
+
+def _sentences(problem: Problem) -> dict[str, str]:
+    toy = problem.metadata["toy"]
+    (x1, y1), (x2, y2) = toy["examples"]
+    return {
+        "task": f"I must {' and then '.join(toy['steps'])}.",
+        "example": f"For x = {x1} that gives {y1}.",
+        "second": f"Check: for x = {x2} it gives {y2}.",
+        "plan": f"So it returns {toy['expression']}.",
+    }
+
+
+def reference_thinking(problem: Problem) -> str:
+    s = _sentences(problem)
+    return " ".join([s["task"], s["example"], s["plan"]])
+
+
+def answer_block(problem: Problem, code: str | None = None) -> str:
+    code = problem.reference if code is None else code
+    return f"<answer>\n```python\n{code.strip()}\n```\n</answer>"
+
+
+def reference_completion(problem: Problem) -> str:
+    """The completion the warm start imitates: `<think>…</think>` then the code in `<answer>`."""
+    return f"<think>{reference_thinking(problem)}</think>\n{answer_block(problem)}"
+
+
+def toy_rewrites(problem: Problem, dimension: str, rng: random.Random) -> tuple[str, str, str]:
+    """(original, optimized, degraded) thinking texts for one dimension, all about the same length."""
+    s = _sentences(problem)
+    toy = problem.metadata["toy"]
+    (x1, y1), _ = toy["examples"]
+    original = " ".join([s["task"], s["example"], s["plan"]])
+    optimized = " ".join([s["task"], s["example"], s["second"], s["plan"]])
+    if dimension == "factual_accuracy":
+        wrong = y1 + rng.choice([-2, -1, 1, 2])
+        degraded = " ".join([s["task"], f"For x = {x1} that gives {wrong}.", s["second"], s["plan"]])
+    elif dimension == "logical_rigor":
+        assurance = "Check: no need, it surely works."
+        degraded = " ".join([s["task"], "No example is needed here.", assurance, s["plan"]])
+    elif dimension == "logical_coherence":
+        parts = [s["task"], s["example"], s["second"], s["plan"]]
+        order = [3, 1, 0, 2] if rng.random() < 0.5 else [2, 3, 1, 0]
+        degraded = " ".join(parts[i] for i in order)
+    else:
+        raise ValueError(f"unknown dimension {dimension!r}")
+    return original, optimized, degraded
+
+
+def toy_pairs(problems: list[Problem], seed: int = 0) -> list:
+    """OD preference pairs (three kinds per dimension) over the toy problems' thinking, as `Pair`s."""
+    from pgrpo.rm.pairs import DIMENSIONS, OD_KINDS, Pair
+
+    pairs = []
+    for problem in problems:
+        for dim in DIMENSIONS:
+            original, optimized, degraded = toy_rewrites(problem, dim, random.Random(f"{seed}:{problem.id}:{dim}"))
+            texts = {"original": original, "optimized": optimized, "degraded": degraded}
+            for kind, (good, bad) in OD_KINDS.items():
+                pairs.append(
+                    Pair(
+                        id=f"{problem.id}/{dim}/{kind}",
+                        problem=problem.prompt,
+                        chosen=texts[good],
+                        rejected=texts[bad],
+                        dimension=dim,
+                        kind=kind,
+                        meta={"problem_id": problem.id, "synthetic": True, "domain": "toy"},
+                    )
+                )
+    return pairs
