@@ -278,6 +278,21 @@ def test_livecodebench_solutions_run_against_hidden_tests(executor):
     assert executor.run(stdin, short_sort).passed
 
 
+def test_livecodebench_answers_get_the_graders_imports_above_them(executor):
+    from pgrpo.prompting import program_for
+    from pgrpo.types import Sample
+
+    _, functional, _ = load_problems(f"livecodebench:{LCB}")
+    bare = (  # `List` comes from the grader's prefix, as in LiveCodeBench
+        "```python\nclass Solution:\n    def countPairs(self, nums: List[int], target: int) -> int:\n"
+        "        return sum(a + b < target for i, a in enumerate(nums) for b in nums[i + 1 :])\n```"
+    )
+    program = program_for(functional, Sample(id=functional.id, completion=bare))
+    assert program.startswith(functional.metadata["program_prefix"])
+    assert executor.run(functional, program).passed
+    assert executor.run(functional, program_for(functional, Sample(id="x", solution=bare[10:-3]))).passed
+
+
 # ----------------------------------------------------------------------------- BigCodeBench
 
 

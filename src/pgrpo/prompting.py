@@ -34,14 +34,16 @@ def _defines(code: str, name: str) -> bool:
 
 
 def program_for(problem: Problem, sample: Sample) -> str:
-    """The full program a sample stands for (DESIGN.md §3, samples format)."""
+    """The full program a sample stands for (DESIGN.md §3, samples format), below the problem's
+    `metadata["program_prefix"]` when it has one (LiveCodeBench's imports for LeetCode-style answers)."""
+    prefix = problem.metadata.get("program_prefix", "")
     if sample.solution is not None:
-        return sample.solution
+        return prefix + sample.solution
     code = extract_code(sample.completion or "")
     if (
         problem.entry_point
         and not _defines(code, problem.entry_point)
         and _defines(problem.prompt, problem.entry_point)
     ):
-        return problem.prompt + code  # HumanEval-style: the completion continues the prompt's function
-    return code
+        return prefix + problem.prompt + code  # HumanEval-style: the completion continues the prompt
+    return prefix + code
