@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--config", help="TOML config (see configs/); omitted: defaults plus overrides")
     train.add_argument("overrides", nargs="*", help="section.key=value settings applied after the file")
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output.dir")
+    train.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in output.dir"
+    )
     train.set_defaults(func=train_command)
 
     demo = sub.add_parser(

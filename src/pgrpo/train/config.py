@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 # The paper's choices where it states them (DAPO-style clip-higher instead of a KL term) and documented
 # defaults where it does not (group size, learning rate, lengths).
@@ -72,7 +73,9 @@ class PolicySection:
 class RewardSection:
     variant: str = "posterior"
     """outcome (R_f + R_o), additive (R_f + R_o + R_t) or posterior (R_f + R_o + R_o·R_t)."""
-    weights: dict[str, float] = field(default_factory=lambda: {"format": 1.0, "outcome": 1.0, "thinking": 1.0})
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"format": 1.0, "outcome": 1.0, "thinking": 1.0}
+    )
     outcome_mode: str = "all"
     """all: 1 only when every test passes (the paper); pass_rate: the share of tests passed."""
     model: str | None = None
@@ -213,7 +216,9 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.reward.variant not in VARIANTS:
         raise ConfigError(f"{where}: reward.variant must be one of {', '.join(VARIANTS)}")
     if cfg.reward.variant != "outcome" and not cfg.reward.model:
-        raise ConfigError(f"{where}: reward.variant={cfg.reward.variant} needs reward.model (directory or URL)")
+        raise ConfigError(
+            f"{where}: reward.variant={cfg.reward.variant} needs reward.model (directory or URL)"
+        )
     unknown = set(cfg.reward.weights) - {"format", "outcome", "thinking"}
     if unknown:
         raise ConfigError(f"{where}: reward.weights has unknown keys {sorted(unknown)}")

@@ -45,7 +45,10 @@ def _pass_at_1(model, tokenizer, problems, executor, prompt) -> tuple[float, lis
 
     texts = greedy_completions(model, tokenizer, [prompt(p) for p in problems], max_new_tokens=96)
     results = list(executor.map([(p, answer_code(t)) for p, t in zip(problems, texts)]))
-    rows = [{"id": p.id, "passed": r.passed, "verdict": str(r.verdict), "completion": t} for p, r, t in zip(problems, results, texts)]
+    rows = [
+        {"id": p.id, "passed": r.passed, "verdict": str(r.verdict), "completion": t}
+        for p, r, t in zip(problems, results, texts)
+    ]
     return sum(r.passed for r in results) / len(problems), rows
 
 
@@ -92,7 +95,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         seed=cfg.seed,
     )
     warm_seconds = time.perf_counter() - t
-    _log(f"warm start: {cfg.warm_start_steps} steps, loss {losses[0]:.2f} -> {losses[-1]:.2f} ({warm_seconds:.0f} s)")
+    _log(
+        f"warm start: {cfg.warm_start_steps} steps, loss {losses[0]:.2f} -> {losses[-1]:.2f} ({warm_seconds:.0f} s)"
+    )
 
     t = time.perf_counter()
     backbone = build_reward_backbone(tokenizer, out / "rm-backbone", seed=cfg.seed)

@@ -81,7 +81,9 @@ class BatchMetrics:
             "rm_call_rate": sum(b.thinking_called for b in breakdowns) / n,
             "masked": float(sum(b.masked for b in breakdowns)),
             "sandbox_errors": float(sum(b.failure == "sandbox_error" for b in breakdowns)),
-            "scorer_failures": float(sum(b.failure in ("scorer_unavailable", "scorer_nonfinite") for b in breakdowns)),
+            "scorer_failures": float(
+                sum(b.failure in ("scorer_unavailable", "scorer_nonfinite") for b in breakdowns)
+            ),
         }
         thinking = {i: b.thinking for i, b in enumerate(breakdowns) if b.thinking is not None}
         thinking.update({i: t for i, t in (monitor_thinking or {}).items() if i not in thinking})
@@ -92,7 +94,8 @@ class BatchMetrics:
         known = [(t, float(breakdowns[i].passed)) for i, t in thinking.items() if not breakdowns[i].masked]
         v["thinking_outcome_corr"] = _pearson([t for t, _ in known], [o for _, o in known])
         without = [
-            None if b.masked else weights.format * b.format + weights.outcome * (b.outcome or 0.0) for b in breakdowns
+            None if b.masked else weights.format * b.format + weights.outcome * (b.outcome or 0.0)
+            for b in breakdowns
         ]
         v["zero_std_groups"] = _zero_std_share([b.total for b in breakdowns], group)
         v["zero_std_groups_without_thinking"] = _zero_std_share(without, group)
@@ -138,7 +141,9 @@ class GatedReward:
         self._breakdowns: list[RewardBreakdown] = []
 
     # -- one scoring pass per batch, shared by the functions
-    def breakdowns(self, completions: Sequence[Any], problem_id: Sequence[str], log_metric: Any = None) -> list:
+    def breakdowns(
+        self, completions: Sequence[Any], problem_id: Sequence[str], log_metric: Any = None
+    ) -> list:
         texts = [_text(c) for c in completions]
         key = (tuple(texts), tuple(problem_id))
         if key == self._key:
@@ -146,7 +151,9 @@ class GatedReward:
         try:
             problems = [self.problems[i] for i in problem_id]
         except KeyError as e:
-            raise KeyError(f"the dataset's problem_id {e.args[0]!r} is not among the training problems") from None
+            raise KeyError(
+                f"the dataset's problem_id {e.args[0]!r} is not among the training problems"
+            ) from None
         breakdowns = score_completions(
             problems,
             texts,
@@ -159,7 +166,9 @@ class GatedReward:
             unit=self.unit,
             stats=self.stats,
         )
-        metrics = BatchMetrics.of(breakdowns, self.group_size, self.reward_weights, self._monitor(problems, texts, breakdowns))
+        metrics = BatchMetrics.of(
+            breakdowns, self.group_size, self.reward_weights, self._monitor(problems, texts, breakdowns)
+        )
         self.history.append(metrics)
         if log_metric is not None:
             for name, value in metrics.values.items():
@@ -186,26 +195,36 @@ class GatedReward:
         try:
             raw = self.scorer.score([problems[i].prompt for i, _ in todo], [t for _, t in todo])
         except ScorerUnavailable as e:
-            warnings.warn(f"hacking monitor: the reward model did not answer ({e}); this step has no monitor scores")
+            warnings.warn(
+                f"hacking monitor: the reward model did not answer ({e}); this step has no monitor scores"
+            )
             return {}
         return {i: s for (i, _), s in zip(todo, to_unit(raw, "sigmoid")) if s is not None}
 
     def functions(self) -> list:
         def format(completions, problem_id, log_metric=None, **_):  # noqa: A001 - TRL names the curve after it
-            return [None if b.masked else b.format for b in self.breakdowns(completions, problem_id, log_metric)]
+            return [
+                None if b.masked else b.format for b in self.breakdowns(completions, problem_id, log_metric)
+            ]
 
         def outcome(completions, problem_id, log_metric=None, **_):
-            return [None if b.masked else b.outcome for b in self.breakdowns(completions, problem_id, log_metric)]
+            return [
+                None if b.masked else b.outcome for b in self.breakdowns(completions, problem_id, log_metric)
+            ]
 
         def outcome_x_thinking(completions, problem_id, log_metric=None, **_):
             out = []
             for b in self.breakdowns(completions, problem_id, log_metric):
                 gate = b.outcome or 0.0
-                out.append(None if b.masked else (gate * b.thinking if gate > 0 and b.thinking is not None else 0.0))
+                out.append(
+                    None if b.masked else (gate * b.thinking if gate > 0 and b.thinking is not None else 0.0)
+                )
             return out
 
         def thinking(completions, problem_id, log_metric=None, **_):
-            return [None if b.masked else b.thinking for b in self.breakdowns(completions, problem_id, log_metric)]
+            return [
+                None if b.masked else b.thinking for b in self.breakdowns(completions, problem_id, log_metric)
+            ]
 
         extra = {"posterior": [outcome_x_thinking], "additive": [thinking], "outcome": []}[self.variant]
         return [format, outcome, *extra]
@@ -304,7 +323,10 @@ def problems_dataset(problems: Sequence[Problem], chat: bool, system_prompt: str
     from datasets import Dataset
 
     if chat:
-        prompts = [[{"role": "system", "content": system_prompt}, {"role": "user", "content": p.prompt}] for p in problems]
+        prompts = [
+            [{"role": "system", "content": system_prompt}, {"role": "user", "content": p.prompt}]
+            for p in problems
+        ]
     else:
         prompts = [f"{system_prompt}\n\n{p.prompt}\n" if system_prompt else f"{p.prompt}\n" for p in problems]
     return Dataset.from_dict({"prompt": prompts, "problem_id": [p.id for p in problems]})
@@ -342,6 +364,7 @@ def run_grpo(
     resume_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
     args = dict(grpo_args)
     args.setdefault("report_to", [])
+    args.setdefault("logging_steps", 1)  # the monitor and the curves want every step
     config = GRPOConfig(output_dir=str(out), reward_weights=reward.weights(), **args)
     reward.group_size = config.num_generations
     callback = _callback_class()(out, resume_step)

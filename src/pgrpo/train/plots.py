@@ -6,8 +6,20 @@ import json
 from pathlib import Path
 
 PANELS = (
-    ("reward components", ("rewards/format/mean", "rewards/outcome/mean", "rewards/outcome_x_thinking/mean", "rewards/thinking/mean", "reward")),
-    ("pass rate and thinking reward", ("pgrpo/pass_rate", "pgrpo/thinking_passing", "pgrpo/thinking_failing")),
+    (
+        "reward components",
+        (
+            "rewards/format/mean",
+            "rewards/outcome/mean",
+            "rewards/outcome_x_thinking/mean",
+            "rewards/thinking/mean",
+            "reward",
+        ),
+    ),
+    (
+        "pass rate and thinking reward",
+        ("pgrpo/pass_rate", "pgrpo/thinking_passing", "pgrpo/thinking_failing"),
+    ),
     ("reward-model calls per completion", ("pgrpo/rm_call_rate",)),
     ("groups with zero reward variance", ("pgrpo/zero_std_groups", "pgrpo/zero_std_groups_without_thinking")),
     ("hacking monitor: corr(thinking, outcome)", ("pgrpo/thinking_outcome_corr",)),
@@ -19,7 +31,9 @@ def read_metrics(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def plot_metrics(metrics_path: str | Path, out_dir: str | Path, name: str = "training_curves.png") -> list[Path]:
+def plot_metrics(
+    metrics_path: str | Path, out_dir: str | Path, name: str = "training_curves.png"
+) -> list[Path]:
     """One figure with a panel per group of curves; panels without data are left out."""
     import matplotlib
 
@@ -41,7 +55,12 @@ def plot_metrics(metrics_path: str | Path, out_dir: str | Path, name: str = "tra
     for ax, (title, series) in zip(axes.flat, panels):
         for key, points in series.items():
             xs, ys = zip(*points)
-            ax.plot(xs, ys, marker="." if len(xs) < 40 else None, label=key.split("/", 1)[-1].removesuffix("/mean"))
+            ax.plot(
+                xs,
+                ys,
+                marker="." if len(xs) < 40 else None,
+                label=key.split("/", 1)[-1].removesuffix("/mean"),
+            )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

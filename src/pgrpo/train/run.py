@@ -32,7 +32,9 @@ def load_policy(cfg: TrainConfig, problems: list) -> tuple[Any, Any]:
 
         texts = [p.prompt + "\n" + (p.reference or "") for p in problems]
         tokenizer = build_tokenizer(texts)
-        return build_policy(tokenizer, cfg.policy.tiny_hidden, cfg.policy.tiny_layers, seed=cfg.grpo_args()["seed"]), tokenizer
+        return build_policy(
+            tokenizer, cfg.policy.tiny_hidden, cfg.policy.tiny_layers, seed=cfg.grpo_args()["seed"]
+        ), tokenizer
     from pgrpo.llm.hf import _locate
 
     where, gguf = _locate(cfg.policy.model, cfg.policy.gguf_file)

@@ -55,7 +55,9 @@ def build_policy(tokenizer: Any, hidden: int = 128, layers: int = 2, heads: int 
     return LlamaForCausalLM(config)
 
 
-def build_reward_backbone(tokenizer: Any, out_dir: str | Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
+def build_reward_backbone(
+    tokenizer: Any, out_dir: str | Path, hidden: int = 64, layers: int = 2, seed: int = 0
+) -> Path:
     """Save a small randomly initialised BERT encoder with `tokenizer` to `out_dir` (a backbone for
     `pgrpo rm train`)."""
     import torch
@@ -118,7 +120,9 @@ def warm_start(
     return losses
 
 
-def greedy_completions(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 96) -> list[str]:
+def greedy_completions(
+    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 96
+) -> list[str]:
     """Greedy decoding of each prompt (left-padded batches), special tokens dropped."""
     import torch
 

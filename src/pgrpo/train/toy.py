@@ -48,7 +48,9 @@ class ToyOp:
 def _ops(seed: int) -> list[tuple[ToyOp, ...]]:
     """All one- and two-operation programs over OPERATIONS × CONSTANTS, shuffled with `seed`."""
     single = [
-        ToyOp(name, words.format(k=k), code.format(k=k)) for name, words, code in OPERATIONS for k in CONSTANTS
+        ToyOp(name, words.format(k=k), code.format(k=k))
+        for name, words, code in OPERATIONS
+        for k in CONSTANTS
     ]
     programs = [(op,) for op in single]
     rng = random.Random(seed)
@@ -106,7 +108,9 @@ def toy_problems(train: int = 160, test: int = 40, seed: int = 0) -> tuple[list[
     test_programs = programs[:test]
     train_programs = [p for p in programs[test:] if not {(op.name, op.code) for op in p} & held_out_ops]
     if len(train_programs) < train:
-        train_programs += [p for p in programs[test:] if p not in train_programs][: train - len(train_programs)]
+        train_programs += [p for p in programs[test:] if p not in train_programs][
+            : train - len(train_programs)
+        ]
     problems = [_problem(ops, i, rng) for i, ops in enumerate(test_programs + train_programs[:train])]
     return problems[test:], problems[:test]
 
@@ -166,7 +170,9 @@ def toy_pairs(problems: list[Problem], seed: int = 0) -> list:
     pairs = []
     for problem in problems:
         for dim in DIMENSIONS:
-            original, optimized, degraded = toy_rewrites(problem, dim, random.Random(f"{seed}:{problem.id}:{dim}"))
+            original, optimized, degraded = toy_rewrites(
+                problem, dim, random.Random(f"{seed}:{problem.id}:{dim}")
+            )
             texts = {"original": original, "optimized": optimized, "degraded": degraded}
             for kind, (good, bad) in OD_KINDS.items():
                 pairs.append(

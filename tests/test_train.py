@@ -1,0 +1,333 @@
+"""P-GRPO training: config, the gated reward as TRL reward functions, the hacking monitor, a real TRL run
+on a tiny model (parameters change, resume continues at the right step), the CLI and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgrpo.rewards import RewardWeights
+from pgrpo.train.config import ConfigError, load_config
+from pgrpo.train.grpo import BatchMetrics, GatedReward, hacking_signal
+from pgrpo.train.toy import reference_completion, toy_problems
+from pgrpo.types import ExecResult, Problem, TestResult, Verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN, HELD_OUT = toy_problems(train=24, test=8, seed=0)
+
+
+def _completion(problem: Problem, body: str | None = None, think: str = "I add.") -> str:
+    body = body or problem.reference.splitlines()[1].strip()
+    return f"<think>{think}</think>\n<answer>\n```python\ndef {problem.entry_point}(x):\n    {body}\n```\n</answer>"
+
+
+class FixedScorer:
+    """A reward model answering a fixed raw score; counts the texts it was asked about."""
+
+    def __init__(self, raw: float = 0.0) -> None:
+        self.raw, self.texts = raw, 0
+
+    def score(self, problems, reasonings):
+        self.texts += len(reasonings)
+        return [self.raw] * len(reasonings)
+
+
+class BrokenSandbox:
+    """An executor whose sandbox fails on every program (an infrastructure fault)."""
+
+    def map(self, jobs):
+        for _ in jobs:
+            yield ExecResult(
+                Verdict.SANDBOX_ERROR, [TestResult(Verdict.SANDBOX_ERROR)], message="worker died"
+            )
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_config_file_then_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[data]\ndataset = "mbpp:x.jsonl"\n[grpo]\nlearning_rate = 2e-6\n[reward]\nvariant = "outcome"\n'
+    )
+    cfg = load_config(
+        path, ["grpo.num_generations=4", "reward.weights={format=0.5, outcome=1.0, thinking=1.0}"]
+    )
+    assert cfg.data.dataset == ["mbpp:x.jsonl"]
+    args = cfg.grpo_args()
+    assert args["learning_rate"] == 2e-6 and args["num_generations"] == 4
+    assert args["epsilon_high"] == 0.28 and args["beta"] == 0.0  # the paper's clip-higher, no KL
+    assert cfg.reward.weights["format"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "text, overrides, message",
+    [
+        ("[grpo]\nnot_a_field = 1\n", [], "grpo.not_a_field is not a field of trl.GRPOConfig"),
+        ("[reward]\nvariant = 'outcome'\ncolour = 1\n", [], "unknown key reward.colour"),
+        ("[nope]\na = 1\n", [], "unknown section [nope]"),
+        ("[reward]\nvariant = 'posterior'\n", [], "needs reward.model"),
+        ("[reward]\nvariant = 'outcome'\nmonitor_score_all = 3\n", [], "expected true or false"),
+        ("[reward]\nvariant = 'outcome'\n", ["grpo.learning_rate"], "expected section.key=value"),
+    ],
+)
+def test_config_errors_name_the_file_and_key(tmp_path, text, overrides, message):
+    path = tmp_path / "bad.toml"
+    path.write_text('[data]\ndataset = "mbpp:x"\n' + text)
+    with pytest.raises(ConfigError, match="bad.toml|override") as info:
+        load_config(path, overrides)
+    assert message in str(info.value)
+
+
+def test_shipped_configs_load():
+    for path in sorted((ROOT / "configs").glob("*.toml")):
+        cfg = load_config(path)
+        assert cfg.data.dataset, path
+
+
+# ----------------------------------------------------------------------------- the reward for TRL
+
+
+def _call(reward: GatedReward, completions, ids):
+    logged = {}
+    fns = reward.functions()
+    values = [f(completions=completions, problem_id=ids, log_metric=logged.__setitem__) for f in fns]
+    return [f.__name__ for f in fns], values, logged
+
+
+def test_posterior_functions_gate_the_thinking_term(executor):
+    p = TRAIN[0]
+    good, bad = _completion(p), _completion(p, "return 12345")
+    scorer = FixedScorer(raw=0.0)  # sigmoid(0) = 0.5
+    reward = GatedReward(TRAIN, executor, scorer, variant="posterior", group_size=2)
+    names, values, logged = _call(reward, [good, bad], [p.id, p.id])
+    assert names == ["format", "outcome", "outcome_x_thinking"]
+    assert values == [[1.0, 1.0], [1.0, 0.0], [0.5, 0.0]]
+    assert scorer.texts == 1  # only the passing sample reached the reward model, once for three functions
+    assert logged["pgrpo/pass_rate"] == 0.5 and logged["pgrpo/rm_call_rate"] == 0.5
+    assert reward.weights() == [1.0, 1.0, 1.0]
+
+
+def test_additive_scores_everyone_and_outcome_needs_no_model(executor):
+    p = TRAIN[1]
+    completions, ids = [_completion(p), _completion(p, "return -1")], [p.id, p.id]
+    scorer = FixedScorer(raw=0.0)
+    names, values, _ = _call(GatedReward(TRAIN, executor, scorer, variant="additive"), completions, ids)
+    assert names[-1] == "thinking" and values[-1] == [0.5, 0.5] and scorer.texts == 2
+    names, values, _ = _call(GatedReward(TRAIN, executor, None, variant="outcome"), completions, ids)
+    assert names == ["format", "outcome"] and values == [[1.0, 1.0], [1.0, 0.0]]
+
+
+def test_infrastructure_failures_are_none_in_every_function_so_trl_masks_them():
+    p = TRAIN[0]
+    reward = GatedReward(TRAIN, BrokenSandbox(), FixedScorer(), variant="posterior", group_size=2)
+    _, values, logged = _call(reward, [_completion(p)] * 2, [p.id] * 2)
+    assert values == [[None, None]] * 3
+    assert logged["pgrpo/masked"] == 2 and logged["pgrpo/sandbox_errors"] == 2
+    assert reward.stats.masked == 2 and reward.stats.sandbox_errors == 2
+
+
+def test_unknown_problem_id_is_named(executor):
+    reward = GatedReward(TRAIN, executor, None, variant="outcome")
+    with pytest.raises(KeyError, match="toy/nope"):
+        reward.functions()[0](completions=["x"], problem_id=["toy/nope"])
+
+
+def test_zero_variance_groups_with_and_without_the_thinking_term():
+    from pgrpo.rewards import RewardBreakdown
+
+    def b(outcome, thinking):
+        total = 1 + outcome + (outcome * thinking if thinking is not None else 0)
+        return RewardBreakdown(1.0, outcome, thinking, total, "passed", outcome == 1, thinking is not None)
+
+    # group 1: all pass with different thinking scores; group 2: all fail
+    batch = [b(1.0, 0.2), b(1.0, 0.9), b(0.0, None), b(0.0, None)]
+    m = BatchMetrics.of(batch, group=2, weights=RewardWeights()).values
+    assert m["zero_std_groups"] == 0.5  # the thinking term still separates the all-pass group
+    assert m["zero_std_groups_without_thinking"] == 1.0
+    assert m["thinking_passing"] == pytest.approx(0.55) and "thinking_failing" not in m
+
+
+def test_hacking_signal_fires_only_when_thinking_rises_and_passing_falls():
+    def rows(passes, thinks):
+        return [{"pgrpo/pass_rate": p, "pgrpo/thinking_failing": t} for p, t in zip(passes, thinks)]
+
+    hacked = rows([0.6] * 5 + [0.3] * 5, [0.4] * 5 + [0.9] * 5)
+    assert "possible reward hacking" in hacking_signal(hacked)
+    assert hacking_signal(rows([0.3] * 5 + [0.6] * 5, [0.4] * 5 + [0.9] * 5)) is None  # both improve
+    assert hacking_signal(hacked[:9]) is None  # too little history
+
+
+# ----------------------------------------------------------------------------- a real TRL run
+
+
+def _tiny_policy(warm_steps: int = 0):
+    """A tiny policy, warm-started for `warm_steps` so that its samples differ in reward."""
+    from pgrpo.train.tiny import build_policy, build_tokenizer, warm_start
+
+    tokenizer = build_tokenizer([p.prompt + "\n" + reference_completion(p) for p in TRAIN])
+    model = build_policy(tokenizer, hidden=64, layers=1)
+    if warm_steps:
+        prompts, answers = [p.prompt + "\n" for p in TRAIN], [reference_completion(p) for p in TRAIN]
+        warm_start(model, tokenizer, prompts, answers, steps=warm_steps, batch_size=8)
+    return model, tokenizer
+
+
+def _tiny_run(out: Path, executor, steps: int, resume: bool = False, model=None, tokenizer=None):
+    from pgrpo.train.grpo import run_grpo
+
+    if model is None:
+        model, tokenizer = _tiny_policy()
+    reward = GatedReward(TRAIN, executor, FixedScorer(), variant="posterior", monitor_score_all=True)
+    args = {
+        "num_generations": 4,
+        "per_device_train_batch_size": 8,
+        "max_steps": steps,
+        "learning_rate": 1e-2,
+        "max_completion_length": 64,
+        "temperature": 1.2,
+        "logging_steps": 1,
+        "save_steps": 1,
+        "save_total_limit": 5,
+        "use_cpu": True,
+        "bf16": False,
+        "gradient_checkpointing": False,
+        "report_to": [],
+        "disable_tqdm": True,
+    }
+    result = run_grpo(
+        model=model,
+        tokenizer=tokenizer,
+        problems=TRAIN,
+        reward=reward,
+        grpo_args=args,
+        out_dir=out,
+        system_prompt="",
+        resume=resume,
+        plots=True,
+    )
+    return model, tokenizer, result
+
+
+def test_two_trl_steps_change_the_parameters_then_resume_continues(tmp_path, executor):
+    import torch
+
+    from pgrpo.train.tiny import build_policy
+
+    model, tokenizer = _tiny_policy(warm_steps=100)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model, tokenizer, result = _tiny_run(tmp_path, executor, steps=2, model=model, tokenizer=tokenizer)
+    after = model.state_dict()
+    assert result.steps == 2
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2]
+    assert all(
+        "rewards/outcome_x_thinking/mean" in r and "pgrpo/rm_call_rate" in r for r in rows if "loss" in r
+    )
+    assert (tmp_path / "training_curves.png").stat().st_size > 10_000
+    assert (tmp_path / "checkpoint-2").is_dir() and (tmp_path / "final" / "config.json").exists()
+
+    # resume from checkpoint-1 (as if the run died after step 1): steps 2 and 3 follow, nothing repeats
+    import shutil
+
+    shutil.rmtree(tmp_path / "checkpoint-2")
+    model2 = build_policy(tokenizer, hidden=64, layers=1)
+    _, _, resumed = _tiny_run(tmp_path, executor, steps=3, resume=True, model=model2, tokenizer=tokenizer)
+    assert resumed.steps == 3
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    logged = [s for s in steps]
+    assert sorted(set(logged)) == [1, 2, 3] and logged == sorted(logged)
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path, executor):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        _tiny_run(tmp_path, executor, steps=1, resume=True)
+
+
+# ----------------------------------------------------------------------------- CLI and demo
+
+
+def _env():
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def test_pgrpo_train_cli_runs_a_config(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pgrpo.cli",
+            "train",
+            "--config",
+            str(ROOT / "configs" / "tiny-mbpp.toml"),
+            "grpo.max_steps=1",
+            "data.limit=4",
+            f"output.dir={out}",
+            "output.plots=false",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 1 and summary["variant"] == "outcome"
+    assert summary["reward_stats"]["completions"] == 8
+
+
+def test_pgrpo_train_cli_names_a_bad_key(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pgrpo.cli",
+            "train",
+            "--config",
+            str(ROOT / "configs" / "tiny-mbpp.toml"),
+            "grpo.lr=1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "grpo.lr is not a field of trl.GRPOConfig" in proc.stderr
+
+
+def test_demo_reduced_size_writes_its_outputs(tmp_path):
+    from pgrpo.train.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(
+        out_dir=str(tmp_path),
+        train_problems=24,
+        test_problems=8,
+        warm_start_steps=20,
+        rm_epochs=0.3,
+        grpo_steps=2,
+        num_generations=4,
+        prompts_per_step=2,
+    )
+    summary = run_demo(cfg)
+    assert {"pass_at_1_before", "pass_at_1_after", "seconds", "variant"} <= set(summary)
+    assert json.loads((tmp_path / "summary.json").read_text())["variant"] == "posterior"
+    assert (tmp_path / "grpo" / "training_curves.png").exists()
+    assert len((tmp_path / "held_out.jsonl").read_text().splitlines()) == 8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["posterior", "outcome", "additive"])
+def test_demo_full_size_raises_pass_at_1(tmp_path, variant):
+    from pgrpo.train.demo import DemoConfig, run_demo
+
+    summary = run_demo(DemoConfig(out_dir=str(tmp_path), variant=variant))
+    assert summary["pass_at_1_after"] > summary["pass_at_1_before"]
