@@ -18,8 +18,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	mkdir -p runs
-	$(BIN)/pgrpo check --problems humaneval --references --out runs/humaneval-references.jsonl
+	OMP_NUM_THREADS=1 $(BIN)/pgrpo demo --out runs/demo
 
 test: $(VENV)/.installed
 	$(BIN)/pytest

@@ -135,7 +135,8 @@ class GatedReward:
         self.group_size = group_size
         self.monitor_score_all = monitor_score_all and scorer is not None
         self.stats = RewardStats()
-        self.monitor_calls = 0
+        self.monitor_calls = 0  # texts scored for the monitor only (never part of a reward)
+        self.monitor_failures = 0  # batches whose monitor scores were lost to an unavailable reward model
         self.history: list[BatchMetrics] = []
         self._key: tuple | None = None
         self._breakdowns: list[RewardBreakdown] = []
@@ -195,8 +196,10 @@ class GatedReward:
         try:
             raw = self.scorer.score([problems[i].prompt for i, _ in todo], [t for _, t in todo])
         except ScorerUnavailable as e:
+            self.monitor_failures += 1
             warnings.warn(
-                f"hacking monitor: the reward model did not answer ({e}); this step has no monitor scores"
+                f"hacking monitor: the reward model did not answer ({e}); this step has no monitor scores",
+                stacklevel=2,
             )
             return {}
         return {i: s for (i, _), s in zip(todo, to_unit(raw, "sigmoid")) if s is not None}
@@ -383,7 +386,14 @@ def run_grpo(
     trainer.model.eval()
     trainer.save_model(str(out / "final"))
     (out / "reward_stats.json").write_text(
-        json.dumps({**reward.stats.as_dict(), "monitor_calls": reward.monitor_calls}, indent=2)
+        json.dumps(
+            {
+                **reward.stats.as_dict(),
+                "monitor_calls": reward.monitor_calls,
+                "monitor_failures": reward.monitor_failures,
+            },
+            indent=2,
+        )
     )
     pngs = []
     if plots:
