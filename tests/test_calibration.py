@@ -49,7 +49,11 @@ def test_lbpp_references_pass_their_hidden_tests(executor):
     results = run_references(executor, problems)
     failures = [(p.id, r.verdict.value, r.message) for p, r in zip(problems, results) if not r.passed]
     assert len(problems) == 162
-    assert len(failures) <= 1, failures
+    # lbpp/61 and lbpp/144 assert that the program beats a wall-clock bound: on a loaded machine they can
+    # fail; every other reference must pass, and those two may only fail their assertions.
+    timing = {"lbpp/61", "lbpp/144"}
+    assert [f for f in failures if f[0] not in timing] == []
+    assert all(verdict == "failed" for _, verdict, _ in failures), failures
 
 
 @needs_shared_data
