@@ -243,7 +243,8 @@ def test_critic_retry_recovers_a_score_and_counts_the_retry():
     answers = iter(["Looks fine, no number here.", "Score: 2"])
     node = _critic_node()
     ledger, gen = _drive_critique(lambda p, params, i: next(answers), [node])
-    assert node.rho == 2 and node.critic == "scored" and node.critic_calls == 2
+    assert node.rho == 2 and node.critic == "scored"
+    assert node.critic_replies == ["Looks fine, no number here.", "Score: 2"]
     assert node.critique == "Looks fine, no number here."  # the review itself, not the bare score line
     assert ledger.calls["critic"] == 2 and ledger.critic_retries == 1 and ledger.critic_failures == 0
     assert gen.seen[1][-2] == {"role": "assistant", "content": "Looks fine, no number here."}
@@ -417,7 +418,10 @@ def test_methods_results_tree_export_and_budget(tmp_path, executor, monkeypatch,
     assert [n["round"] for n in one] == [1, 1, 1, 2]
     assert len({n["hint"] for n in one if n["round"] == 1}) == 3  # distinct strategy hints
     assert all(n["rho"] == 2 and n["parent"] is None for n in one[:3])
-    assert one[3]["parent"] == 0 and one[3]["critic"] == "not asked"  # the round that ended the search
+    assert one[0]["critic_replies"] == ["The program subtracts.\nScore: 2"]
+    # equal ρ: the weighted ranking expands the round-1 node with the highest ω (its runtime decides)
+    assert one[3]["parent"] == max(one[:3], key=lambda n: n["omega"]["value"])["id"]
+    assert one[3]["critic"] == "not asked"  # the round that ended the search is not critiqued
     assert [n["selected"] for n in one] == [False, False, False, True]
     assert one[3]["visible"]["pass_rate"] == 1.0 and one[3]["omega"]["dynamic_terms"][0] == "ns"
     assert one[0]["visible"]["pass_rate"] == 0.5  # a - b passes add(0, 0) only

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pgrpo.llm import SamplingParams
 from pgrpo.search import prompts
+from pgrpo.search.config import SearchConfig
 from pgrpo.search.engine import Execute, Generate, Ledger, Method, MethodResult
 from pgrpo.search.tasks import SearchTask
 from pgrpo.search.tree import Node, beam, select
@@ -25,7 +26,7 @@ from pgrpo.search.tree import Node, beam, select
 RETRY_MAX_TOKENS = 32  # a retry asks for the score line only
 
 
-def _params(cfg, temperature: float, n: int = 1) -> SamplingParams:
+def _params(cfg: SearchConfig, temperature: float, n: int = 1) -> SamplingParams:
     return SamplingParams(n=n, temperature=temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
 
 
@@ -45,14 +46,14 @@ def _run(nodes: list[Node]):
         node.record_run(result)
 
 
-def cot(task: SearchTask, cfg, ledger: Ledger):
+def cot(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
     (texts,) = yield Generate([prompts.solve_prompt(task, cfg.show_tests)], _params(cfg, cfg.cot_temperature))
     nodes = _nodes(task, texts[:1], 0, None, 0, [None])
     yield from _run(nodes)
     return MethodResult(nodes, select(nodes), "one sample")
 
 
-def best_of_n(task: SearchTask, cfg, ledger: Ledger):
+def best_of_n(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
     n = int(ledger.budget or cfg.resolved_budget())
     (texts,) = yield Generate([prompts.solve_prompt(task, cfg.show_tests)], _params(cfg, cfg.temperature, n))
     nodes = _nodes(task, texts, 0, None, 0, [None] * n)
@@ -60,7 +61,7 @@ def best_of_n(task: SearchTask, cfg, ledger: Ledger):
     return MethodResult(nodes, select(nodes), f"{n} samples")
 
 
-def refine(task: SearchTask, cfg, ledger: Ledger):
+def refine(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
     (texts,) = yield Generate([prompts.solve_prompt(task, cfg.show_tests)], _params(cfg, cfg.temperature))
     nodes = _nodes(task, texts, 0, None, 0, [None])
     yield from _run(nodes)
@@ -80,7 +81,7 @@ def refine(task: SearchTask, cfg, ledger: Ledger):
     return MethodResult(nodes, select(nodes), stop)
 
 
-def critique(task: SearchTask, nodes: list[Node], cfg, ledger: Ledger):
+def critique(task: SearchTask, nodes: list[Node], cfg: SearchConfig, ledger: Ledger):
     """Ask the critic for ρ of each node, asking again (up to `critic_retries` times) when no score can be
     parsed. A node left without a score is a counted failure (`ledger.critic_failures`), never a guess."""
     conversations = {n.id: prompts.critic_prompt(task, n.reasoning, n.code, n.result) for n in nodes}
@@ -102,7 +103,7 @@ def critique(task: SearchTask, nodes: list[Node], cfg, ledger: Ledger):
         replies = yield Generate([conversations[n.id] for n in affordable], params, role="critic")
         pending = []
         for node, (reply,) in zip(affordable, replies, strict=True):
-            node.critic_calls += 1
+            node.critic_replies.append(reply)
             score = prompts.parse_score(reply)
             if score is not None:
                 node.rho, node.critic = score, "scored"
@@ -116,7 +117,7 @@ def critique(task: SearchTask, nodes: list[Node], cfg, ledger: Ledger):
         ledger.critic_failures += 1
 
 
-def orps(task: SearchTask, cfg, ledger: Ledger):
+def orps(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
     nodes: list[Node] = []
     frontier: list[Node | None] = [None]  # None: the root, the bare problem
     stop = f"{cfg.rounds} rounds done"

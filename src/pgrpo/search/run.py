@@ -306,7 +306,7 @@ def markdown(report: dict) -> str:
     label = (
         "**ORACLE run: search and selection saw the hidden tests.**"
         if report["oracle"]
-        else ("Search and selection used the visible tests only; pass@1 is on the hidden tests.")
+        else "Search and selection used the visible tests only; pass@1 is on the hidden tests."
     )
     lines = [
         f"# search on {report['dataset']}",
@@ -318,25 +318,28 @@ def markdown(report: dict) -> str:
         f"K={cfg['beam']}, T={cfg['rounds']}, temperature {cfg['temperature']}, ranking {cfg['ranking']}; "
         f"tokens: {report['token_count']['generator']}",
         "",
-        "| method | pass@1 (hidden) | solved visible | LLM calls | tokens | executions | critic failures | efficiency (× ref, n) | seconds |",
+        "| method | pass@1 (hidden) | solved visible | LLM calls (per problem) | tokens (per problem) "
+        "| executions (per problem) | critic failures | efficiency (× ref, n) | seconds |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in report["methods"]:
-        eff = m["efficiency"]
+        eff, per = m["efficiency"], m["per_problem"]
         eff_text = (
             f"{eff['mean_ratio']:.2f} ({eff['problems']})" if eff["mean_ratio"] is not None else "– (0)"
         )
         lines.append(
             f"| {m['method']} | {m['pass@1']:.3f} ({m['solved']}/{m['problems']}) | {m['visible_solved']} "
-            f"| {m['llm_calls']} | {m['tokens']} | {m['executions']} | {m['critic_failures']} | {eff_text} "
+            f"| {m['llm_calls']} ({per['llm_calls']:.1f}) | {m['tokens']} ({per['tokens']:.0f}) "
+            f"| {m['executions']} ({per['executions']:.1f}) | {m['critic_failures']} | {eff_text} "
             f"| {m['seconds']['search']:.0f} |"
         )
-    terms = sorted({t for m in report["methods"] for t in m["omega_dynamic_terms"]})
+    terms = sorted({t for m in report["methods"] for key in m["omega_dynamic_terms"] for t in key.split(",")})
     lines += [
         "",
-        "LLM calls, tokens and executions are totals over all problems (search only; scoring on hidden tests "
-        "is not counted). Efficiency: mean of candidate/reference runtime on hidden tests over solved problems, "
-        "capped at 10×. Seconds: wall time of the search, generation included (cached completions cost nothing).",
+        "LLM calls, tokens and executions: totals over all problems, means per problem in brackets "
+        "(search only; scoring on hidden tests is not counted). Efficiency: mean of candidate/reference "
+        "runtime on hidden tests over solved problems, capped at 10×. Seconds: wall time of the search, "
+        "generation included (cached completions cost nothing).",
         f"ω dynamic terms used: {', '.join(terms) or 'none'} (terms the executor does not measure here are left out).",
     ]
     return "\n".join(lines) + "\n"

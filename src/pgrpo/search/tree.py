@@ -7,7 +7,7 @@ selection rule serve them all: a CoT run is a one-node tree, best-of-n a row of 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pgrpo.search.metrics import Omega, omega, runtime_s
 from pgrpo.types import ExecResult
@@ -28,7 +28,7 @@ class Node:
     critic: str = (
         "not asked"  # "scored", "failed: ...", or "not asked" (baselines; a round that ended the search)
     )
-    critic_calls: int = 0
+    critic_replies: list[str] = field(default_factory=list)  # every raw critic reply, retries included
     selected: bool = False
 
     def record_run(self, result: ExecResult) -> None:
@@ -47,6 +47,10 @@ class Node:
     @property
     def runtime(self) -> float:
         return runtime_s(self.result) if self.result else float("inf")
+
+    @property
+    def critic_calls(self) -> int:
+        return len(self.critic_replies)
 
     @property
     def omega_value(self) -> float:
@@ -72,8 +76,8 @@ class Node:
             },
             "rho": self.rho,
             "critic": self.critic,
-            "critic_calls": self.critic_calls,
             "critique": self.critique,
+            "critic_replies": self.critic_replies,
             "omega": self.omega.to_dict() if self.omega else None,
             "selected": self.selected,
         }
