@@ -10,6 +10,9 @@
   nodes into N children with distinct strategy hints; the search stops after T rounds, when the budget
   cannot pay for another child and its critique, or as soon as a child passes every visible test
   (that round is not critiqued). The answer is the best node of the whole tree (`tree.select`).
+  Budget: a round only plans children it can pay a critique for; critic retries are paid from the same
+  budget before the next round is planned, so a critic that never writes a score line can starve later
+  rounds (see `--critic-retries`).
 
 All methods see a `SearchTask` only; every candidate is a `tree.Node`, so all export the same JSONL.
 """
