@@ -192,12 +192,13 @@ class Scripted:
     """A test double for an LLM (the `Generator` protocol): answers by a rule, records every prompt."""
 
     def __init__(self, rule, name="scripted"):
-        self.rule, self.name, self.seen = rule, name, []
+        self.rule, self.name, self.seen, self.params = rule, name, [], []
 
     def generate(self, prompts_, params):
         out = []
         for prompt in prompts_:
             self.seen.append(prompt)
+            self.params.append(params)
             out.append([self.rule(prompt, params, i) for i in range(params.n)])
         return out
 
@@ -427,6 +428,24 @@ def test_methods_results_tree_export_and_budget(tmp_path, executor, monkeypatch,
     assert one[0]["visible"]["pass_rate"] == 0.5  # a - b passes add(0, 0) only
     assert one[0]["omega"]["static_parts"]["cyclomatic"] == 1
     assert one[0]["reasoning"] == "I will subtract." and "a - b" in one[0]["code"]
+
+
+def test_refine_asks_each_revision_with_a_fresh_seed(tmp_path, executor, monkeypatch, toy_source):
+    """A revision whose prompt repeats an earlier one must not get the same (cached) answer back."""
+    from pgrpo.search import run as run_module
+
+    gen = Scripted(lambda p, params, i: WRONG)  # never fixed: refine spends its whole budget
+    cfg = SearchConfig(
+        dataset=f"toy:{_orps_dir(tmp_path)}",
+        out=str(tmp_path / "out"),
+        model="s",
+        method="refine",
+        budget_calls=4,
+        efficiency_repeats=1,
+    )
+    run_module.run_search(cfg, backends=Backends(gen, gen), executor=executor)
+    seeds = [params.seed for params in gen.params]
+    assert len(gen.params) == 8 and sorted(set(seeds)) == [0, 1, 2, 3]  # 2 problems x 4 calls
 
 
 def test_a_method_asking_beyond_its_budget_is_stopped(executor):

@@ -29,8 +29,10 @@ from pgrpo.search.tree import Node, beam, select
 RETRY_MAX_TOKENS = 32  # a retry asks for the score line only
 
 
-def _params(cfg: SearchConfig, temperature: float, n: int = 1) -> SamplingParams:
-    return SamplingParams(n=n, temperature=temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
+def _params(cfg: SearchConfig, temperature: float, n: int = 1, step: int = 0) -> SamplingParams:
+    """`step` shifts the seed: a prompt asked again (a revision that repeats itself) must get a fresh
+    sample, not the cached or identically seeded one."""
+    return SamplingParams(n=n, temperature=temperature, max_tokens=cfg.max_tokens, seed=cfg.seed + step)
 
 
 def _nodes(
@@ -77,7 +79,7 @@ def refine(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
         if ledger.calls_left < 1:
             break
         prompt = prompts.reflect_prompt(task, cfg.show_tests, last.code, last.result)
-        (texts,) = yield Generate([prompt], _params(cfg, cfg.temperature))
+        (texts,) = yield Generate([prompt], _params(cfg, cfg.temperature, step=len(nodes)))
         child = _nodes(task, texts, len(nodes), last.id, last.round + 1, [None])
         yield from _run(child)
         nodes += child
@@ -137,7 +139,7 @@ def orps(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
             else prompts.expand_prompt(task, cfg.show_tests, parent, hint)
             for parent, hint in slots
         ]
-        texts = yield Generate(asks, _params(cfg, cfg.temperature))
+        texts = yield Generate(asks, _params(cfg, cfg.temperature, step=round_ - 1))
         children = []
         for (parent, hint), (text,) in zip(slots, texts, strict=True):
             children += _nodes(
