@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA, needs_shared_data
 from pgrpo.rewards import RewardWeights
 from pgrpo.train.config import ConfigError, load_config
 from pgrpo.train.grpo import BatchMetrics, GatedReward, hacking_signal
@@ -257,8 +258,10 @@ def _env():
     return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
+@needs_shared_data
 def test_pgrpo_train_cli_runs_a_config(tmp_path):
     out = tmp_path / "run"
+    dataset = f'["mbpp:{SHARED_DATA / "mbpp" / "dev.jsonl"}"]'
     proc = subprocess.run(
         [
             sys.executable,
@@ -267,6 +270,7 @@ def test_pgrpo_train_cli_runs_a_config(tmp_path):
             "train",
             "--config",
             str(ROOT / "configs" / "tiny-mbpp.toml"),
+            f"data.dataset={dataset}",
             "grpo.max_steps=1",
             "data.limit=4",
             f"output.dir={out}",
