@@ -271,6 +271,8 @@ def test_pgrpo_train_cli_runs_a_config(tmp_path):
             "--config",
             str(ROOT / "configs" / "tiny-mbpp.toml"),
             f"data.dataset={dataset}",
+            "lora.enabled=true",
+            "lora.target_modules=['q_proj', 'v_proj']",
             "grpo.max_steps=1",
             "data.limit=4",
             f"output.dir={out}",
@@ -286,6 +288,7 @@ def test_pgrpo_train_cli_runs_a_config(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 1 and summary["variant"] == "outcome"
     assert summary["reward_stats"]["completions"] == 8
+    assert (out / "final" / "adapter_config.json").exists()  # LoRA adapters were trained and saved
 
 
 def test_pgrpo_train_cli_names_a_bad_key(tmp_path):
