@@ -203,7 +203,9 @@ def run_eval(cfg: EvalConfig) -> dict:
     seconds["execute"] = time.monotonic() - t0
     report, rows = summarise(cfg, pairs, results)
     report["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
-    if "pgrpo.answers" in sys.modules:  # math answers were checked: say how many comparisons sympy could not do
+    if (
+        "pgrpo.answers" in sys.modules
+    ):  # math answers were checked: say how many comparisons sympy could not do
         report["answer_comparison_errors"] = dict(sys.modules["pgrpo.answers"].comparison_errors)
     report["config"] = {k: v for k, v in asdict(cfg).items() if k not in ("out",)}
     write_jsonl(
