@@ -12,15 +12,24 @@ correctness sentences are chosen by simple rules over the syntax tree, not prove
 from __future__ import annotations
 
 import ast
-import builtins
-import functools
 import random
 import re
-import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pgrpo.rm.ast_text import (
+    _call_name,
+    _call_names,
+    _code,
+    _defines_name,
+    _is_docstring,
+    _literal,
+    _names,
+    _params,
+    _parse,
+    _used,
+)
+from pgrpo.rm.trace_examples import Example, test_examples
 from pgrpo.types import CallTest, Problem, StdioTest
 
 SYNTHETIC_DIMENSIONS = ("factual_accuracy", "logical_rigor", "logical_coherence")
@@ -34,31 +43,13 @@ class _Step:
 
 
 @dataclass
-class _Example:
-    call: str  # `f(1, 2)`, or the stdin of a stdio test
-    expected: str
-    wrong: str | None  # a plausible wrong value, for the factual degradation
-    stdio: bool = False
-
-    def sentence(self, value: str | None = None) -> str:
-        value = self.expected if value is None else value
-        if self.stdio:
-            return f"For example, on the input `{self.call}` the program prints `{value}`."
-        return f"For example, `{self.call}` should return `{value}`."
-
-    def claim(self) -> str:
-        verb = "on the input `{}` the program must print" if self.stdio else "`{}` must return"
-        return f"{verb.format(self.call)} `{self.expected}`"
-
-
-@dataclass
 class SyntheticTrace:
     """A base reasoning trace in parts, so that rewrites can add, drop or reorder parts exactly."""
 
     task: str
     inputs: str
     steps: list[_Step]
-    examples: list[_Example]
+    examples: list[Example]
     edges: list[str]  # at least two; the base trace uses the first
     correctness: str
     code: str
@@ -103,7 +94,7 @@ class SyntheticTrace:
             task=_task_sentence(problem),
             inputs=inputs,
             steps=steps,
-            examples=_examples(problem),
+            examples=test_examples(problem),
             edges=_edge_cases(scope, params, _numeric_params(scope, params, problem)),
             correctness=_correctness(scope),
             code=code,
@@ -437,123 +428,6 @@ def _correctness(scope: ast.AST) -> str:
     )
 
 
-def _examples(problem: Problem) -> list[_Example]:
-    """Up to two test examples whose call and expected value can be stated in a sentence."""
-    found = []
-    for test in problem.tests:
-        example = _example(test, problem.entry_point)
-        if example and len(example.call) <= 150 and len(example.expected) <= 150:
-            found.append(example)
-        if len(found) == 2:
-            break
-    return found
-
-
-def _example(test: Any, entry_point: str | None) -> _Example | None:
-    if isinstance(test, CallTest) and entry_point:
-        args = [_literal_text(a) for a in test.args] + [
-            f"{k}={_literal_text(v)}" for k, v in test.kwargs.items()
-        ]
-        if None in args or _literal_text(test.expected) is None:
-            return None
-        expected = ast.parse(_literal_text(test.expected), mode="eval").body
-        return _Example(f"{entry_point}({', '.join(args)})", _code(expected, 10**6), _wrong_text(expected))
-    if isinstance(test, StdioTest):
-        stdin, stdout = " ".join(test.stdin.split()), " ".join(test.stdout.split())
-        if not stdin or not stdout or "`" in stdin + stdout:
-            return None
-        number = re.search(r"-?\d+", stdout)
-        wrong = (
-            stdout[: number.start()] + str(int(number.group()) + 1) + stdout[number.end() :]
-            if number
-            else (stdout + "0")
-        )
-        return _Example(stdin, stdout, wrong, stdio=True)
-    module = _parse(getattr(test, "code", ""))
-    if not entry_point or module is None or not isinstance(module.body[-1], ast.Assert):
-        return None
-    claim = _inline_literals(module.body[:-1], module.body[-1].test)
-    if claim is None or {n.id for n in ast.walk(claim) if isinstance(n, ast.Name)} - {entry_point, *_CHECKS}:
-        return None  # the claim needs objects built by other statements: not sayable in one sentence
-    calls_it = functools.partial(_calls, entry_point)
-    if isinstance(claim, ast.Compare) and len(claim.ops) == 1 and isinstance(claim.ops[0], ast.Eq):
-        sides = [claim.left, claim.comparators[0]]
-        call = next((s for s in sides if calls_it(s)), None)
-        other = sides[1] if call is sides[0] else sides[0]
-        if call is not None and _literal(other):
-            return _Example(_code(call, 10**6), _code(other, 10**6), _wrong_text(other))
-    if isinstance(claim, ast.Call) and _call_name(claim) in ("isclose", "allclose") and len(claim.args) >= 2:
-        call, other = claim.args[:2]
-        if calls_it(call) and _literal(other):
-            return _Example(_code(call, 10**6), _code(other, 10**6), _wrong_text(other))
-    if isinstance(claim, ast.Call) and _call_name(claim) == entry_point:
-        return _Example(_code(claim, 10**6), "True", "False")
-    if (
-        isinstance(claim, ast.UnaryOp)
-        and isinstance(claim.op, ast.Not)
-        and _call_name(claim.operand) == entry_point
-    ):
-        return _Example(_code(claim.operand, 10**6), "False", "True")
-    return None
-
-
-_CHECKS = frozenset(dir(builtins)) | {"isclose", "allclose", "math", "np", "numpy"}
-
-
-def _inline_literals(setup: list[ast.stmt], claim: ast.expr) -> ast.expr | None:
-    """The claim with names that `setup` binds to literals (`xs = [1, 2]`) replaced by those literals;
-    None if `setup` does anything else."""
-    values: dict[str, ast.expr] = {}
-    for stmt in setup:
-        if not (
-            isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-        ):
-            return None
-        if not _literal(stmt.value):
-            return None
-        values[stmt.targets[0].id] = stmt.value
-
-    class Inline(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.expr:
-            return values.get(node.id, node)
-
-    return Inline().visit(claim) if values else claim
-
-
-def _wrong_text(node: ast.expr) -> str | None:
-    """The source of a plausible wrong value for a literal: a number off by one, a changed last letter."""
-    try:
-        wrong = _wrong(ast.literal_eval(node))
-        text = ast.unparse(ast.parse(repr(wrong), mode="eval").body)
-    except (ValueError, SyntaxError, TypeError):
-        return None
-    return text if text != _code(node, 10**6) else None
-
-
-def _wrong(value: Any) -> Any:
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, (int, float, complex)):
-        return value + 1
-    if isinstance(value, str):
-        return value[:-1] + ("b" if value.endswith("a") else "a") if value else "a"
-    if isinstance(value, bytes):
-        return value + b"x"
-    if value is None:
-        return 0
-    if isinstance(value, (list, tuple)):
-        return type(value)([_wrong(value[0]), *value[1:]] if value else [0])
-    if isinstance(value, dict):
-        key = next(iter(value), None)
-        return {**value, key: _wrong(value[key])} if value else {0: 0}
-    if isinstance(value, (set, frozenset)):
-        if not value:
-            return type(value)({0})
-        first = min(value, key=repr)
-        return type(value)((set(value) - {first}) | {_wrong(first)})
-    raise TypeError(type(value).__name__)
-
-
 def _task_sentence(problem: Problem) -> str:
     text = problem.prompt
     if problem.entry_point and f"def {problem.entry_point}(" in text:  # a code prompt: use its docstring
@@ -565,80 +439,3 @@ def _task_sentence(problem: Problem) -> str:
         cut = text.rfind(". ", 0, 600)
         text = text[: cut + 1] if cut > 0 else text[:600] + "..."
     return f"The task: {text}" + ("" if text.endswith(_TERMINAL) else ".")
-
-
-def _parse(source: str) -> ast.Module | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # old data's invalid escapes are not ours to report
-            return ast.parse(source) if source.strip() else None
-    except (SyntaxError, ValueError):
-        return None
-
-
-def _code(node: ast.AST, limit: int = 70) -> str:
-    text = ast.unparse(node).replace("`", "'").replace("\n", "; ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _literal(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError, RecursionError):
-        return False
-    return True
-
-
-def _literal_text(value: Any) -> str | None:
-    text = repr(value)
-    try:
-        return ast.unparse(ast.parse(text, mode="eval").body)
-    except SyntaxError:
-        return None
-
-
-def _is_docstring(node: ast.stmt) -> bool:
-    return (
-        isinstance(node, ast.Expr)
-        and isinstance(node.value, ast.Constant)
-        and isinstance(node.value.value, str)
-    )
-
-
-def _defines_name(node: ast.stmt, name: str | None) -> bool:
-    return isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
-
-
-def _params(fn: ast.AST) -> list[str]:
-    if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return []
-    a = fn.args
-    names = [x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs]]
-    names += [f"*{a.vararg.arg}"] if a.vararg else []
-    return [n for n in names if n not in ("self", "cls")]
-
-
-def _names(names: Iterable[str]) -> str:
-    quoted = [f"`{n}`" for n in names]
-    return " and ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted) or "none"
-
-
-def _call_name(node: ast.AST) -> str | None:
-    if not isinstance(node, ast.Call):
-        return None
-    func = node.func
-    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-
-
-def _call_names(node: ast.AST) -> list[str]:
-    return [name for n in ast.walk(node) if (name := _call_name(n))]
-
-
-def _calls(name: str, node: ast.AST) -> bool:
-    return name in _call_names(node)
-
-
-def _used(node: ast.AST, params: list[str]) -> list[str]:
-    """The parameters a node mentions, in order of first mention."""
-    names = [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in params]
-    return list(dict.fromkeys(names))
