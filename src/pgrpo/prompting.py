@@ -1,11 +1,28 @@
-"""Turning model output into a program: the `<think>`/`<answer>` format and code extraction."""
+"""The P-GRPO prompt and answer format: the training system prompt, the prompt `pgrpo train` builds from
+it (and records beside the model it saves), and turning model output into a program.
+
+Nothing here imports torch: `pgrpo eval`, `pgrpo search` and the rewards read the same prompt and the same
+extraction rules as training, without loading a trainer.
+"""
 
 from __future__ import annotations
 
 import ast
+import json
 import re
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
 from pgrpo.types import Problem, Sample
+
+SYSTEM_PROMPT = (
+    resources.files("pgrpo.prompts").joinpath("pgrpo_system.txt").read_text(encoding="utf-8").rstrip("\n")
+)
+"""The instruction `pgrpo train` puts before every problem (editable in prompts/pgrpo_system.txt)."""
+PROMPT_RECORD = "pgrpo_prompt.json"
+"""What `pgrpo train` writes beside the model it saves: the system prompt, chat flag and answer tags."""
 
 ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S)
 FENCE_RE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|$)", re.S)
@@ -47,3 +64,74 @@ def program_for(problem: Problem, sample: Sample) -> str:
     ):
         return prefix + problem.prompt + code  # HumanEval-style: the completion continues the prompt
     return prefix + code
+
+
+# ----------------------------------------------------------------------------- the training prompt
+
+
+def plain_text(messages: list[dict]) -> str:
+    """Chat messages as one text, for a model without a chat template: the contents separated by a blank
+    line, an empty system message left out, a newline at the end (`pgrpo train`'s plain-text form)."""
+    kept = [m["content"] for m in messages if m["content"] or m["role"] != "system"]
+    return "\n\n".join(kept) + "\n"
+
+
+def training_prompt(text: str, chat: bool, system_prompt: str = SYSTEM_PROMPT) -> str | list[dict]:
+    """The prompt `pgrpo train` shows for a problem stated by `text`: a system and a user message, or
+    (`chat` False: no chat template) `f"{system_prompt}\\n\\n{text}\\n"`."""
+    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": text}]
+    return messages if chat else plain_text(messages)
+
+
+@dataclass(frozen=True)
+class TrainedPrompt:
+    """How a model was prompted in training. `chat` None: as its tokenizer allows (messages when it has a
+    chat template). `source`: the record it was read from, or "default" (`SYSTEM_PROMPT`, default tags)."""
+
+    system_prompt: str = SYSTEM_PROMPT
+    chat: bool | None = None
+    think_tag: str = "think"
+    answer_tag: str = "answer"
+    source: str = "default"
+
+    def spec(self) -> Any:
+        """The answer layout the reward checked (`pgrpo.rewards.FormatSpec`)."""
+        from pgrpo.rewards.format import FormatSpec
+
+        return FormatSpec(think_tag=self.think_tag, answer_tag=self.answer_tag)
+
+    def write(self, *directories: str | Path) -> None:
+        record = {k: v for k, v in asdict(self).items() if k != "source"}
+        for directory in directories:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            (Path(directory) / PROMPT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> TrainedPrompt:
+        try:
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: not a readable prompt record ({e})") from None
+        kinds = {"system_prompt": str, "chat": bool, "think_tag": str, "answer_tag": str}
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: a prompt record is a JSON object with fields {', '.join(kinds)}")
+        for key, kind in kinds.items():
+            if key in record and not isinstance(record[key], kind):
+                raise ValueError(f"{path}: field {key!r} must be {kind.__name__}, got {record[key]!r}")
+        unknown = sorted(set(record) - set(kinds))
+        if unknown:
+            raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(kinds)}")
+        return cls(**record, source=str(path))
+
+    @classmethod
+    def find(cls, model: str | None) -> TrainedPrompt:
+        """The record of a model `pgrpo train` saved: in the model's directory (RUN/final), else in the one
+        above it (RUN, for RUN/checkpoint-N); the default prompt when there is none (or a server URL)."""
+        if not model or model.startswith(("http://", "https://")):
+            return cls()
+        path = Path(model).expanduser()
+        folder = path if path.is_dir() else path.parent
+        for candidate in (folder / PROMPT_RECORD, folder.parent / PROMPT_RECORD):
+            if candidate.is_file():
+                return cls.read(candidate)
+        return cls()
