@@ -91,6 +91,48 @@ def test_shipped_configs_load():
         assert cfg.data.dataset, path
 
 
+def test_shipped_configs_train_on_problems_they_do_not_evaluate_on():
+    for path in sorted((ROOT / "configs").glob("*.toml")):
+        cfg = load_config(path)
+        assert all("/dev.jsonl" not in d and "/test.jsonl" not in d for d in cfg.data.dataset), path
+        assert cfg.data.eval and not cfg.data.allow_overlap, path
+
+
+def test_defaults_feed_several_optimizer_steps_per_generation_batch():
+    """With one step per batch TRL's old policy is the current one, the ratio is 1 and the clip inert."""
+    from pgrpo.train.config import OPTIMIZER_STEPS_PER_GENERATION, grpo_defaults
+
+    assert OPTIMIZER_STEPS_PER_GENERATION > 1
+    args = load_config(None, ["data.dataset=x", "reward.variant=outcome"]).grpo_args()
+    assert args["steps_per_generation"] == OPTIMIZER_STEPS_PER_GENERATION * args["gradient_accumulation_steps"]
+    assert grpo_defaults({"gradient_accumulation_steps": 3})["steps_per_generation"] == 3 * 4
+    assert "steps_per_generation" not in grpo_defaults({"generation_batch_size": 64})  # the user's choice
+    for path in sorted((ROOT / "configs").glob("*.toml")):
+        args = load_config(path).grpo_args()
+        assert args["steps_per_generation"] > args["gradient_accumulation_steps"], path
+
+
+def test_a_new_variant_is_one_registry_entry(monkeypatch, executor):
+    """A variant registered in compose._VARIANTS is accepted by the config and gets its TRL function."""
+    import importlib
+
+    compose = importlib.import_module("pgrpo.rewards.compose")  # the module, not the function it exports
+    double = compose.Variant(
+        "double_gate",
+        lambda f, o, t, w: None if o > 0 and t is None else f + o + (2 * o * t if o > 0 else 0.0),
+        lambda o: o > 0,
+        "double_thinking",
+        lambda o, t: (2 * o * t if t is not None else None) if o > 0 else 0.0,
+    )
+    monkeypatch.setitem(compose._VARIANTS, "double_gate", double)
+    cfg = load_config(None, ["data.dataset=x", "reward.variant=double_gate", "reward.model=http://x"])
+    assert cfg.reward.variant == "double_gate"
+    reward = GatedReward(TRAIN[:1], executor, FixedScorer(0.0), variant="double_gate")
+    names, values, _ = _call(reward, [_completion(TRAIN[0])], [TRAIN[0].id])
+    assert names == ["format", "outcome", "double_thinking"] and values[2] == [1.0]  # 2 · 1 · sigmoid(0)
+    assert reward.weights() == [1.0, 1.0, 1.0]
+
+
 # ----------------------------------------------------------------------------- the reward for TRL
 
 
@@ -258,10 +300,76 @@ def _env():
     return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
+def _shared_data_overrides() -> list[str]:
+    """The tiny config's data paths, wherever the shared data lies."""
+    return [
+        f'data.dataset=["mbpp:{SHARED_DATA / "mbpp" / "train.jsonl"}"]',
+        f'data.eval=["mbpp:{SHARED_DATA / "mbpp" / "test.jsonl"}"]',
+    ]
+
+
+def _train_cli(*overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pgrpo.cli", "train", "--config", str(ROOT / "configs" / "tiny-mbpp.toml")]
+        + _shared_data_overrides()
+        + list(overrides),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(),
+        timeout=timeout,
+    )
+
+
+@needs_shared_data
+def test_tiny_config_clip_higher_acts(tmp_path):
+    """`pgrpo train --config configs/tiny-mbpp.toml grpo.max_steps=6`: a real TRL run whose policy ratio
+    moves away from 1 within a generation batch, so that the 0.2/0.28 clip clips some tokens."""
+    out = tmp_path / "run"
+    proc = _train_cli("grpo.max_steps=6", f"output.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    assert len(steps) == 6
+    assert max(r["clip_ratio/region_mean"] for r in steps) > 0
+    assert max(r["pgrpo/policy_ratio_dev"] for r in steps) > 0
+    # the first step of each generation batch is on-policy: ratio exactly 1, nothing to clip
+    assert steps[0]["pgrpo/policy_ratio_dev"] == 0 and steps[0]["clip_ratio/region_mean"] == 0
+    assert (out / "training_curves.png").stat().st_size > 10_000
+
+
+@needs_shared_data
+def test_train_refuses_problems_of_its_evaluation_sets(tmp_path):
+    out = tmp_path / "run"
+    train_as_eval = f'data.eval=["mbpp:{SHARED_DATA / "mbpp" / "train.jsonl"}"]'
+    proc = _train_cli(train_as_eval, f"output.dir={out}", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "overlap" in proc.stderr and "train.jsonl" in proc.stderr and "mbpp/" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+@needs_shared_data
+def test_overlap_is_found_by_prompt_text_and_can_be_allowed(tmp_path):
+    from pgrpo.overlap import OverlapError
+    from pgrpo.problems import load_problems
+    from pgrpo.train.run import check_no_overlap, load_training_problems
+
+    # the same MBPP task under another id, with other spacing and case: still the same problem
+    task = load_problems(f"mbpp:{SHARED_DATA / 'mbpp' / 'test.jsonl'}")[0]
+    copy = tmp_path / "copy.jsonl"
+    row = {"id": "mine/1", "prompt": "  " + task.prompt.upper().replace(" ", "   "), "entry_point": "f"}
+    copy.write_text(json.dumps({**row, "tests": [{"type": "assert", "code": "assert True"}]}) + "\n")
+    eval_sets = f'data.eval=["mbpp:{SHARED_DATA / "mbpp" / "test.jsonl"}"]'
+    cfg = load_config(None, [f'data.dataset=["{copy}"]', eval_sets, "reward.variant=outcome"])
+    with pytest.raises(OverlapError, match=rf"overlap: 1 training problem.*mine/1 \(= {task.id}\)"):
+        check_no_overlap(cfg, load_training_problems(cfg))
+    cfg.data.allow_overlap = True
+    assert check_no_overlap(cfg, load_training_problems(cfg)) == ["mine/1"]
+
+
 @needs_shared_data
 def test_pgrpo_train_cli_runs_a_config(tmp_path):
     out = tmp_path / "run"
-    dataset = f'["mbpp:{SHARED_DATA / "mbpp" / "dev.jsonl"}"]'
     proc = subprocess.run(
         [
             sys.executable,
@@ -270,11 +378,11 @@ def test_pgrpo_train_cli_runs_a_config(tmp_path):
             "train",
             "--config",
             str(ROOT / "configs" / "tiny-mbpp.toml"),
-            f"data.dataset={dataset}",
+            *_shared_data_overrides(),
             "lora.enabled=true",
             "lora.target_modules=['q_proj', 'v_proj']",
             "grpo.max_steps=1",
-            "data.limit=4",
+            "data.limit=8",  # one generation batch: 8 prompts x 4 samples
             f"output.dir={out}",
             "output.plots=false",
         ],
@@ -287,7 +395,8 @@ def test_pgrpo_train_cli_runs_a_config(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 1 and summary["variant"] == "outcome"
-    assert summary["reward_stats"]["completions"] == 8
+    assert summary["reward_stats"]["completions"] == 32  # one generation batch: 4 steps of 8
+    assert summary["allow_overlap"] is False and summary["eval_sets_checked"]
     assert (out / "final" / "adapter_config.json").exists()  # LoRA adapters were trained and saved
 
 

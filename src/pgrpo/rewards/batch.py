@@ -28,10 +28,10 @@ from typing import Protocol
 from pgrpo.prompting import program_for
 from pgrpo.rewards.compose import (
     OUTCOME_MODES,
-    VARIANTS,
     RewardWeights,
     check_choice,
     compose,
+    get_variant,
     needs_thinking,
     outcome_reward,
 )
@@ -109,12 +109,12 @@ def score_completions(
     stats: RewardStats | None = None,
 ) -> list[RewardBreakdown]:
     """One RewardBreakdown per completion, in order; `problems[i]` is the problem `completions[i]` answers."""
-    check_choice("variant", variant, VARIANTS)
+    uses_reward_model = get_variant(variant).uses_reward_model
     check_choice("outcome mode", outcome_mode, OUTCOME_MODES)
     check_choice("unit method", unit, UNIT_METHODS)
     if len(problems) != len(completions):
         raise ValueError(f"{len(problems)} problems for {len(completions)} completions: one per completion")
-    if scorer is None and variant != "outcome":
+    if scorer is None and uses_reward_model:
         raise ValueError(f"variant {variant!r} needs a reward-model scorer; pass scorer= or use 'outcome'")
     stats = stats if stats is not None else RewardStats()
 

@@ -7,7 +7,8 @@
 `None` is "cannot score" (a sandbox error, a reward model down): it propagates to the total, which the
 trainer masks. It is never read as 0. The posterior gate is the one visible `if` in `_posterior`: a
 closed gate (R_o = 0) needs no thinking score, so a missing one does not mask the sample.
-A new variant is a function here plus an entry in `_VARIANTS`.
+A new variant is a function here plus an entry in `_VARIANTS`: the trainer's reward functions, the
+config check and the command-line choices all read that table.
 """
 
 from __future__ import annotations
@@ -64,18 +65,56 @@ def _posterior(f: float, o: float, t: float | None, w: RewardWeights) -> float |
     return None if t is None else w.format * f + w.outcome * o + w.thinking * o * t
 
 
+def _gated_thinking(o: float, t: float | None) -> float | None:
+    return (o * t if t is not None else None) if o > 0 else 0.0
+
+
 @dataclass(frozen=True)
-class _Variant:
+class Variant:
+    """One way of combining the components. `thinking_term` is the unweighted third term as a function of
+    (R_outcome, R_thinking) — what TRL logs as `rewards/<term_name>` — or None when the variant has none."""
+
+    name: str
     combine: Callable[[float, float, float | None, RewardWeights], float | None]
     needs_thinking: Callable[[float], bool]  # given a known R_outcome: is R_thinking part of the total?
+    term_name: str | None = None
+    thinking_term: Callable[[float, float | None], float | None] | None = None
+    help: str = ""
+
+    @property
+    def uses_reward_model(self) -> bool:
+        return self.thinking_term is not None
 
 
-_VARIANTS: dict[str, _Variant] = {
-    "outcome": _Variant(_outcome_only, lambda o: False),
-    "additive": _Variant(_additive, lambda o: True),
-    "posterior": _Variant(_posterior, lambda o: o > 0),
+_VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("outcome", _outcome_only, lambda o: False, help="R_f + R_o: plain GRPO on code"),
+        Variant(
+            "additive",
+            _additive,
+            lambda o: True,
+            "thinking",
+            lambda o, t: t,
+            help="R_f + R_o + R_t: the paper's reward-hacked ablation",
+        ),
+        Variant(
+            "posterior",
+            _posterior,
+            lambda o: o > 0,
+            "outcome_x_thinking",
+            _gated_thinking,
+            help="R_f + R_o + R_o·R_t: P-GRPO",
+        ),
+    )
 }
 VARIANTS = tuple(_VARIANTS)
+
+
+def get_variant(name: str) -> Variant:
+    """The registered variant called `name` (an unknown name lists the valid ones)."""
+    check_choice("variant", name, tuple(_VARIANTS))
+    return _VARIANTS[name]
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -88,8 +127,7 @@ def needs_thinking(variant: str, r_outcome: float | None) -> bool:
 
     posterior: only when R_outcome > 0 (= 1 in `all` mode); additive: always; outcome: never.
     Never when R_outcome is None: the total is masked whatever the reward model says."""
-    check_choice("variant", variant, VARIANTS)
-    return r_outcome is not None and _VARIANTS[variant].needs_thinking(r_outcome)
+    return r_outcome is not None and get_variant(variant).needs_thinking(r_outcome)
 
 
 def compose(
@@ -100,7 +138,7 @@ def compose(
     weights: RewardWeights = RewardWeights(),
 ) -> float | None:
     """The total reward, or None when a component it needs is None (masked, never 0)."""
-    check_choice("variant", variant, VARIANTS)
+    combine = get_variant(variant).combine
     if r_format is None or r_outcome is None:
         return None
-    return _VARIANTS[variant].combine(r_format, r_outcome, r_thinking, weights)
+    return combine(r_format, r_outcome, r_thinking, weights)

@@ -29,6 +29,8 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from pgrpo.rewards.compose import VARIANTS
+
     train = sub.add_parser(
         "train",
         help="P-GRPO (or GRPO) training on TRL from a TOML config",
@@ -47,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the embedded demo: toy problems, tiny policy and reward model, P-GRPO, pass@1 before/after",
     )
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    demo.add_argument("--variant", default="posterior", choices=["outcome", "additive", "posterior"])
+    demo.add_argument("--variant", default="posterior", choices=VARIANTS)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--steps", type=int, help="GRPO steps (default: the demo's)")
     demo.set_defaults(func=demo_command)

@@ -21,7 +21,8 @@ from typing import Any
 import tomllib
 
 # The paper's choices where it states them (DAPO-style clip-higher instead of a KL term) and documented
-# defaults where it does not (group size, learning rate, lengths).
+# defaults where it does not (group size, learning rate, lengths). The one table of these defaults:
+# `pgrpo train` and `pgrpo demo` both start from it.
 GRPO_DEFAULTS: dict[str, Any] = {
     "num_generations": 8,
     "learning_rate": 1e-6,
@@ -40,6 +41,24 @@ GRPO_DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 
+# Clip-higher is the algorithm's one stabiliser (the paper drops the KL term), and it acts only when the
+# policy that computes the loss differs from the one that sampled: TRL's default of one optimizer step per
+# generation batch makes the ratio exactly 1 and the clip inert. Each generation batch therefore feeds
+# this many optimizer steps (`steps_per_generation` = this × `gradient_accumulation_steps`, unless the
+# config sets `steps_per_generation` or `generation_batch_size` itself). We split the batch (as verl does
+# with PPO mini-batches) rather than reuse it (`num_iterations` ≥ 2): the same number of samples per update,
+# no extra forward passes, and later updates of a batch are off-policy, so the ratio moves and the clip acts.
+OPTIMIZER_STEPS_PER_GENERATION = 4
+
+
+def grpo_defaults(overrides: dict[str, Any]) -> dict[str, Any]:
+    """GRPO_DEFAULTS, then `overrides`, then the generation batch rule above."""
+    args = {**GRPO_DEFAULTS, **overrides}
+    if "steps_per_generation" not in args and "generation_batch_size" not in args:
+        accumulation = int(args.get("gradient_accumulation_steps", 1))
+        args["steps_per_generation"] = OPTIMIZER_STEPS_PER_GENERATION * accumulation
+    return args
+
 
 class ConfigError(ValueError):
     """A configuration problem, naming the file (or argument) and the key."""
@@ -53,6 +72,10 @@ class DataSection:
     """Use only the first N problems (0: all)."""
     seed: int = 0
     """Shuffle seed for the problem order (TRL also shuffles each epoch)."""
+    eval: list[str] = field(default_factory=list)
+    """Evaluation sets the training problems must not overlap (by id or by normalised prompt text)."""
+    allow_overlap: bool = False
+    """Train even when a training problem is also in an `eval` set (recorded in summary.json)."""
 
 
 @dataclass
@@ -63,6 +86,9 @@ class PolicySection:
     """The GGUF file inside `model` when `model` is a directory holding several."""
     tiny_hidden: int = 128
     tiny_layers: int = 2
+    warm_start_steps: int = 0
+    """tiny only: supervised steps on the reference answers in the training format before GRPO, so that
+    the samples of a group differ in reward (a random policy never writes the format: no signal)."""
     chat: bool | None = None
     """Prompt as chat messages (default: when the tokenizer has a chat template)."""
     system_prompt: str | None = None
@@ -118,8 +144,8 @@ class TrainConfig:
     source: str = "<defaults>"
 
     def grpo_args(self) -> dict[str, Any]:
-        """Our defaults, then the file's [grpo] section."""
-        return {**GRPO_DEFAULTS, **self.grpo}
+        """Our defaults, then the file's [grpo] section (see `grpo_defaults`)."""
+        return grpo_defaults(self.grpo)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -210,12 +236,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
 
 
 def validate(cfg: TrainConfig) -> None:
-    from pgrpo.rewards import VARIANTS
+    from pgrpo.rewards import get_variant
 
     where = cfg.source
-    if cfg.reward.variant not in VARIANTS:
-        raise ConfigError(f"{where}: reward.variant must be one of {', '.join(VARIANTS)}")
-    if cfg.reward.variant != "outcome" and not cfg.reward.model:
+    try:
+        variant = get_variant(cfg.reward.variant)
+    except ValueError as e:
+        raise ConfigError(f"{where}: reward.variant: {e}") from None
+    if variant.uses_reward_model and not cfg.reward.model:
         raise ConfigError(
             f"{where}: reward.variant={cfg.reward.variant} needs reward.model (directory or URL)"
         )

@@ -5,7 +5,8 @@
    reference reasoning and code — stopped early on purpose, so that reinforcement learning has work left;
 3. synthetic OD pairs over the toy reasoning and a tiny thinking reward model trained on them
    (`pgrpo.rm.train`, Bradley–Terry), measured on pairs from the held-out problems;
-4. GRPO with the chosen reward variant (`pgrpo.train.grpo`);
+4. GRPO with the chosen reward variant (`pgrpo.train.grpo`), from the same GRPO defaults as `pgrpo train`
+   (clip-higher 0.2/0.28, no KL, four optimizer steps per generation batch so that the clip acts);
 5. greedy pass@1 on the held-out problems before and after, plots, and summary.json.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pgrpo.rewards import FormatSpec, RewardWeights
+from pgrpo.rewards import FormatSpec, RewardWeights, get_variant
 
 
 @dataclass
@@ -61,10 +62,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    from pgrpo.overlap import check_disjoint, problem_keys
     from pgrpo.rm.bench import LengthScorer, run_bench
     from pgrpo.rm.score import LocalScorer
     from pgrpo.rm.train import RMTrainConfig, train_reward_model
     from pgrpo.sandbox.pool import Executor
+    from pgrpo.train.config import grpo_defaults
     from pgrpo.train.grpo import GatedReward, run_grpo
     from pgrpo.train.tiny import build_policy, build_reward_backbone, build_tokenizer, warm_start
     from pgrpo.train.toy import reference_completion, toy_pairs, toy_problems
@@ -73,7 +76,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train, held_out = toy_problems(cfg.train_problems, cfg.test_problems, cfg.seed)
-    _log(f"{len(train)} training and {len(held_out)} held-out toy problems")
+    check_disjoint(
+        problem_keys(train), problem_keys(held_out), "the demo's training split", "its held-out split"
+    )
+    _log(f"{len(train)} training and {len(held_out)} held-out toy problems (disjoint by id and prompt)")
 
     def prompt(p):
         return f"{p.prompt}\n"
@@ -128,7 +134,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         reward = GatedReward(
             train,
             executor,
-            scorer if cfg.variant != "outcome" else None,
+            scorer if get_variant(cfg.variant).uses_reward_model else None,
             variant=cfg.variant,
             weights=RewardWeights(),
             spec=FormatSpec(),
@@ -140,30 +146,27 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             tokenizer=tokenizer,
             problems=train,
             reward=reward,
-            grpo_args={
-                "num_generations": cfg.num_generations,
-                "per_device_train_batch_size": cfg.num_generations * cfg.prompts_per_step,
-                "max_steps": cfg.grpo_steps,
-                "learning_rate": cfg.learning_rate,
-                "lr_scheduler_type": "constant",
-                "warmup_steps": 0,
-                "temperature": cfg.temperature,
-                "max_completion_length": cfg.max_completion_length,
-                "epsilon": 0.2,
-                "epsilon_high": 0.28,
-                "beta": 0.0,
-                "loss_type": "dapo",
-                "logging_steps": 1,
-                "save_steps": max(1, cfg.grpo_steps // 2),
-                "save_total_limit": 1,
-                "seed": cfg.seed,
-                "bf16": False,
-                "use_cpu": not torch.cuda.is_available(),
-                "dataloader_num_workers": 0,
-                "gradient_checkpointing": False,  # a tiny model: recomputation costs more than it saves
-                "report_to": [],
-                "disable_tqdm": False,
-            },
+            grpo_args=grpo_defaults(
+                {
+                    "num_generations": cfg.num_generations,
+                    "per_device_train_batch_size": cfg.num_generations * cfg.prompts_per_step,
+                    "max_steps": cfg.grpo_steps,
+                    "learning_rate": cfg.learning_rate,
+                    "lr_scheduler_type": "constant",
+                    "warmup_steps": 0,
+                    "temperature": cfg.temperature,
+                    "max_completion_length": cfg.max_completion_length,
+                    "save_steps": max(1, cfg.grpo_steps // 2),
+                    "save_total_limit": 1,
+                    "seed": cfg.seed,
+                    "bf16": False,
+                    "use_cpu": not torch.cuda.is_available(),
+                    "dataloader_num_workers": 0,
+                    "gradient_checkpointing": False,  # a tiny model: recomputation costs more than it saves
+                    "report_to": [],
+                    "disable_tqdm": False,
+                }
+            ),
             out_dir=out / "grpo",
             system_prompt="",
         )

@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgrpo.rewards import FormatSpec, RewardBreakdown, RewardStats, RewardWeights, score_completions
-from pgrpo.types import Problem
-
-SYSTEM_PROMPT = (
-    "Think about the problem step by step inside <think> </think>, then give the final Python code in a "
-    "fenced block inside <answer> </answer>."
+from pgrpo.prompting import SYSTEM_PROMPT
+from pgrpo.rewards import (
+    FormatSpec,
+    RewardBreakdown,
+    RewardStats,
+    RewardWeights,
+    get_variant,
+    score_completions,
 )
-
+from pgrpo.types import Problem
 
 # ----------------------------------------------------------------------------- reward functions
 
@@ -205,6 +207,8 @@ class GatedReward:
         return {i: s for (i, _), s in zip(todo, to_unit(raw, "sigmoid")) if s is not None}
 
     def functions(self) -> list:
+        """format, outcome and the variant's thinking term (from the variant registry), in that order."""
+
         def format(completions, problem_id, log_metric=None, **_):  # noqa: A001 - TRL names the curve after it
             return [
                 None if b.masked else b.format for b in self.breakdowns(completions, problem_id, log_metric)
@@ -215,26 +219,22 @@ class GatedReward:
                 None if b.masked else b.outcome for b in self.breakdowns(completions, problem_id, log_metric)
             ]
 
-        def outcome_x_thinking(completions, problem_id, log_metric=None, **_):
-            out = []
-            for b in self.breakdowns(completions, problem_id, log_metric):
-                gate = b.outcome or 0.0
-                out.append(
-                    None if b.masked else (gate * b.thinking if gate > 0 and b.thinking is not None else 0.0)
-                )
-            return out
+        term = get_variant(self.variant).thinking_term
+        if term is None:
+            return [format, outcome]
 
-        def thinking(completions, problem_id, log_metric=None, **_):
+        def thinking_term(completions, problem_id, log_metric=None, **_):
             return [
-                None if b.masked else b.thinking for b in self.breakdowns(completions, problem_id, log_metric)
+                None if b.masked else term(b.outcome, b.thinking)
+                for b in self.breakdowns(completions, problem_id, log_metric)
             ]
 
-        extra = {"posterior": [outcome_x_thinking], "additive": [thinking], "outcome": []}[self.variant]
-        return [format, outcome, *extra]
+        thinking_term.__name__ = get_variant(self.variant).term_name  # TRL's curve name
+        return [format, outcome, thinking_term]
 
     def weights(self) -> list[float]:
         w = self.reward_weights
-        return [w.format, w.outcome] + ([w.thinking] if self.variant != "outcome" else [])
+        return [w.format, w.outcome] + ([w.thinking] if get_variant(self.variant).thinking_term else [])
 
 
 # ----------------------------------------------------------------------------- monitoring and logging
@@ -310,6 +310,45 @@ def _callback_class():
 # ----------------------------------------------------------------------------- the trainer
 
 
+def _trainer_class():
+    """TRL's GRPOTrainer plus one measurement: how far the policy ratio is from 1 on each micro-batch.
+
+    The clip (ε_low/ε_high) acts only where the ratio π/π_old leaves [1-ε_low, 1+ε_high]; with one optimizer
+    step per generation batch π_old is the current policy and the ratio is exactly 1. Logging
+    `pgrpo/policy_ratio_dev` (mean |ratio - 1| over completion tokens) and `pgrpo/policy_ratio_max` beside
+    TRL's `clip_ratio/*` shows that the clip really acts."""
+    import torch
+    from trl import GRPOTrainer
+
+    class PGRPOTrainer(GRPOTrainer):
+        _ratio_inputs: dict | None = None
+
+        def _compute_loss(self, model, inputs):
+            self._ratio_inputs = inputs
+            try:
+                return super()._compute_loss(model, inputs)
+            finally:
+                self._ratio_inputs = None
+
+        def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+            out = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+            inputs, self._ratio_inputs = self._ratio_inputs, None  # the first call inside _compute_loss
+            if inputs is not None:
+                logps = out[0].detach()
+                old = inputs.get("old_per_token_logps")
+                ratio = torch.ones_like(logps) if old is None else torch.exp(logps - old)
+                mask = inputs["completion_mask"].bool()
+                if mask.any():
+                    mode = "train" if self.model.training else "eval"
+                    self._metrics[mode]["pgrpo/policy_ratio_dev"].append(
+                        (ratio[mask] - 1).abs().mean().item()
+                    )
+                    self._metrics[mode]["pgrpo/policy_ratio_max"].append(ratio[mask].max().item())
+            return out
+
+    return PGRPOTrainer
+
+
 @dataclass
 class TrainResult:
     output_dir: str
@@ -357,7 +396,7 @@ def run_grpo(
 ) -> TrainResult:
     """Train `model` with GRPO on `problems` under `reward`; checkpoints, metrics.jsonl and plots land in
     `out_dir`. `grpo_args` are GRPOConfig fields. `resume` continues from the last checkpoint there."""
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -370,8 +409,16 @@ def run_grpo(
     args.setdefault("logging_steps", 1)  # the monitor and the curves want every step
     config = GRPOConfig(output_dir=str(out), reward_weights=reward.weights(), **args)
     reward.group_size = config.num_generations
+    per_batch = config.generation_batch_size // config.num_generations  # prompts per generation batch
+    if len(problems) < per_batch:  # TRL would drop the incomplete batch and train zero steps
+        raise ValueError(
+            f"{len(problems)} training problems, but one generation batch takes {per_batch} prompts "
+            f"(per_device_train_batch_size {config.per_device_train_batch_size} x steps_per_generation "
+            f"{config.steps_per_generation} / num_generations {config.num_generations}): "
+            "use more problems or a smaller batch"
+        )
     callback = _callback_class()(out, resume_step)
-    trainer = GRPOTrainer(
+    trainer = _trainer_class()(
         model=model,
         processing_class=tokenizer,
         reward_funcs=reward.functions(),

@@ -24,6 +24,10 @@ PANELS = (
     ("groups with zero reward variance", ("pgrpo/zero_std_groups", "pgrpo/zero_std_groups_without_thinking")),
     ("hacking monitor: corr(thinking, outcome)", ("pgrpo/thinking_outcome_corr",)),
     ("masked completions (infrastructure failures)", ("pgrpo/masked",)),
+    (
+        "clip-higher: share of tokens clipped, mean |ratio - 1|",
+        ("clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean", "pgrpo/policy_ratio_dev"),
+    ),
 )
 
 

@@ -22,19 +22,64 @@ def load_training_problems(cfg: TrainConfig) -> list:
     return problems
 
 
-def load_policy(cfg: TrainConfig, problems: list) -> tuple[Any, Any]:
-    """(model, tokenizer) for policy.model: "tiny" (built from the problems' text), a .gguf file, a
-    directory or a hub id available offline."""
+def check_no_overlap(cfg: TrainConfig, problems: list) -> list[str]:
+    """Refuse (OverlapError) to train on a problem of an evaluation set named in `data.eval`, unless
+    `data.allow_overlap`. Returns the training problem ids found in those sets (empty when refused)."""
+    from pgrpo.overlap import check_disjoint, problem_keys, shared_problems
+    from pgrpo.problems import load_problems
+
+    shared: list[str] = []
+    for spec in cfg.data.eval:
+        evaluation = problem_keys(load_problems(spec))
+        if cfg.data.allow_overlap:
+            shared += [a for a, _ in shared_problems(problem_keys(problems), evaluation)]
+            continue
+        check_disjoint(
+            problem_keys(problems),
+            evaluation,
+            f"data.dataset ({', '.join(cfg.data.dataset)})",
+            f"the evaluation set {spec} (data.eval)",
+            hint=f"{cfg.source}: train on disjoint problems, or set data.allow_overlap = true",
+        )
+    return shared
+
+
+def warm_start_completion(problem: Any, spec: Any) -> str:
+    """A reference answer in the training format, for the tiny policy's warm start."""
+    think, answer = spec.think_tag, spec.answer_tag
+    code = (problem.reference or "").strip()
+    return (
+        f"<{think}>I write {problem.entry_point}.</{think}>\n<{answer}>\n```python\n{code}\n```\n</{answer}>"
+    )
+
+
+def load_policy(cfg: TrainConfig, problems: list, prompts: list[str] | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for policy.model: "tiny" (built from the problems' text and warm-started on
+    their references for `policy.warm_start_steps`; `prompts` are the training prompts), a .gguf file,
+    a directory or a hub id available offline."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if cfg.policy.model == "tiny":
-        from pgrpo.train.tiny import build_policy, build_tokenizer
+        from pgrpo.rewards import FormatSpec
+        from pgrpo.train.tiny import build_policy, build_tokenizer, warm_start
 
-        texts = [p.prompt + "\n" + (p.reference or "") for p in problems]
-        tokenizer = build_tokenizer(texts)
-        return build_policy(
-            tokenizer, cfg.policy.tiny_hidden, cfg.policy.tiny_layers, seed=cfg.grpo_args()["seed"]
-        ), tokenizer
+        spec = FormatSpec(think_tag=cfg.reward.think_tag, answer_tag=cfg.reward.answer_tag)
+        prompts = prompts or [p.prompt for p in problems]
+        answers = [warm_start_completion(p, spec) for p in problems]
+        tokenizer = build_tokenizer([a + "\n" + b for a, b in zip(prompts, answers)])
+        seed = cfg.grpo_args()["seed"]
+        model = build_policy(tokenizer, cfg.policy.tiny_hidden, cfg.policy.tiny_layers, seed=seed)
+        if cfg.policy.warm_start_steps:
+            with_reference = [(q, a) for q, a, p in zip(prompts, answers, problems) if p.reference]
+            warm_start(
+                model,
+                tokenizer,
+                [q for q, _ in with_reference],
+                [a for _, a in with_reference],
+                steps=cfg.policy.warm_start_steps,
+                seed=seed,
+            )
+        return model, tokenizer
     from pgrpo.llm.hf import _locate
 
     where, gguf = _locate(cfg.policy.model, cfg.policy.gguf_file)
@@ -47,7 +92,9 @@ def load_policy(cfg: TrainConfig, problems: list) -> tuple[Any, Any]:
 
 
 def load_scorer(cfg: TrainConfig) -> Any:
-    if cfg.reward.variant == "outcome":
+    from pgrpo.rewards import get_variant
+
+    if not get_variant(cfg.reward.variant).uses_reward_model:
         return None
     model = cfg.reward.model
     if model.startswith(("http://", "https://")):
@@ -78,15 +125,19 @@ def lora_config(cfg: TrainConfig) -> Any:
 def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
     import torch
 
+    from pgrpo.prompting import SYSTEM_PROMPT, TrainedPrompt
     from pgrpo.rewards import FormatSpec, RewardWeights
     from pgrpo.sandbox.pool import Executor
-    from pgrpo.train.grpo import SYSTEM_PROMPT, GatedReward, run_grpo
+    from pgrpo.train.grpo import GatedReward, problems_dataset, run_grpo
 
+    problems = load_training_problems(cfg)
+    overlap = check_no_overlap(cfg, problems)
     out = Path(cfg.output.dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
-    problems = load_training_problems(cfg)
-    model, tokenizer = load_policy(cfg, problems)
+    system_prompt = cfg.policy.system_prompt if cfg.policy.system_prompt is not None else SYSTEM_PROMPT
+    plain_prompts = problems_dataset(problems, chat=False, system_prompt=system_prompt)["prompt"]
+    model, tokenizer = load_policy(cfg, problems, plain_prompts)
     chat = cfg.policy.chat if cfg.policy.chat is not None else bool(getattr(tokenizer, "chat_template", None))
     grpo_args = cfg.grpo_args()
     grpo_args.setdefault("report_to", cfg.output.report_to)
@@ -113,16 +164,20 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
             grpo_args=grpo_args,
             out_dir=out,
             chat=chat,
-            system_prompt=cfg.policy.system_prompt if cfg.policy.system_prompt is not None else SYSTEM_PROMPT,
+            system_prompt=system_prompt,
             peft_config=lora_config(cfg),
             resume=resume,
             plots=cfg.output.plots,
         )
+    TrainedPrompt(system_prompt, chat, cfg.reward.think_tag, cfg.reward.answer_tag).write(out, out / "final")
     summary = {
         "output_dir": result.output_dir,
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "variant": cfg.reward.variant,
+        "eval_sets_checked": cfg.data.eval,
+        "allow_overlap": cfg.data.allow_overlap,
+        "overlapping_problems": overlap,
         "reward_stats": result.reward_stats,
         "monitor_calls": result.monitor_calls,
         "hacking_warnings": result.hacking_warnings,

@@ -47,11 +47,11 @@ from typing import Any
 
 from pgrpo.rewards import (
     OUTCOME_MODES,
-    VARIANTS,
     FormatSpec,
     RewardBreakdown,
     RewardStats,
     RewardWeights,
+    get_variant,
     score_completions,
 )
 from pgrpo.rewards.compose import check_choice
@@ -89,7 +89,7 @@ class Settings:
     on_failure: str = "raise"  # raise, or nan (see the module doc)
 
     def __post_init__(self) -> None:
-        check_choice("variant", self.variant, VARIANTS)
+        get_variant(self.variant)  # an unknown name lists the valid ones
         check_choice("outcome_mode", self.outcome_mode, OUTCOME_MODES)
         check_choice("unit", self.unit, UNIT_METHODS)
         check_choice("on_failure", self.on_failure, ON_FAILURE)
@@ -187,7 +187,7 @@ def _score(problems: list[Problem], texts: list[str], settings: Settings, kwargs
     with _lock:
         executor = kwargs.get("executor") or _executor(settings)
         scorer = None
-        if settings.variant != "outcome":
+        if get_variant(settings.variant).uses_reward_model:
             scorer = kwargs.get("scorer") or _scorer(settings)
         breakdowns = score_completions(
             problems,
