@@ -318,7 +318,7 @@ class SpyExecutor:
         return self.inner.map(jobs, progress)
 
 
-def _run_search(tmp_path, executor, monkeypatch, **overrides):
+def _run_search(tmp_path, executor, monkeypatch, rule=_rule, **overrides):
     from pgrpo.search import run as run_module
 
     spy = SpyExecutor(executor)
@@ -332,7 +332,7 @@ def _run_search(tmp_path, executor, monkeypatch, **overrides):
             spy.phase = "score"
 
     monkeypatch.setattr(run_module, "drive", tagged_drive)
-    gen = Scripted(_rule)
+    gen = Scripted(rule)
     settings = dict(
         dataset=f"toy:{_orps_dir(tmp_path)}",
         out=str(tmp_path / "out"),
@@ -513,8 +513,9 @@ def test_token_counter_uses_the_backend_tokenizer_when_there_is_one():
 # ----------------------------------------------------------------------------- the real transformers path
 
 
-def _tiny_model(path: Path) -> Path:
-    """A 2-layer random Llama and a small BPE tokenizer with a chat template (built, never downloaded)."""
+def _tiny_model(path: Path, chat_template: bool = True) -> Path:
+    """A 2-layer random Llama and a small BPE tokenizer, with a chat template unless told otherwise
+    (built, never downloaded)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -533,10 +534,11 @@ def _tiny_model(path: Path) -> Path:
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
     )
-    tokenizer.chat_template = (
-        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-    )
+    if chat_template:
+        tokenizer.chat_template = (
+            "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+            "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+        )
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -589,6 +591,65 @@ def test_transformers_backend_end_to_end(tmp_path, executor, toy_source):
     again = run_search(cfg, executor=executor)  # the cache answers everything the second time
     assert again["cache"]["generator"]["misses"] == 0
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("style", ["instruct", "pgrpo"])
+def test_a_model_without_a_chat_template_gets_plain_text_prompts(tmp_path, executor, toy_source, style):
+    """What `pgrpo train` saves from a tiny or base model has no chat template: search must not refuse it
+    (the transformers backend raises on messages it cannot render) but send the plain-text form."""
+    from pgrpo.prompting import SYSTEM_PROMPT
+    from pgrpo.search.run import load_backends, run_search
+
+    cfg = SearchConfig(
+        dataset=f"toy:{_orps_dir(tmp_path)}",
+        out=str(tmp_path / "out"),
+        model=str(_tiny_model(tmp_path / "tiny", chat_template=False)),
+        backend="transformers",
+        method="cot,orps",
+        prompt_style=style,
+        children=2,
+        beam=1,
+        rounds=1,
+        budget_calls=4,
+        max_tokens=8,
+        critic_max_tokens=4,
+        critic_retries=0,
+        generator_options=json.dumps({"progress": False, "device": "cpu"}),
+        efficiency_repeats=1,
+    )
+    backends = load_backends(cfg)
+    seen, generate = [], backends.generator.generate
+
+    def spy(prompts_, params):
+        seen.extend(prompts_)
+        return generate(prompts_, params)
+
+    backends.generator.generate = spy
+    report = run_search(cfg, backends=backends, executor=executor)
+    assert report["prompt"]["chat"] == {"generator": False, "critic": False}
+    assert [m["problems"] for m in report["methods"]] == [2, 2]
+    assert seen and all(isinstance(p, str) for p in seen)
+    solve = [p for p in seen if "Start by explaining your approach" in p]
+    assert solve and all(p.startswith(SYSTEM_PROMPT + "\n\n") == (style == "pgrpo") for p in solve)
+    critic = [p for p in seen if "You review solutions" in p]
+    assert critic and not any(SYSTEM_PROMPT in p for p in critic)  # the critic is not the trained format
+
+
+def test_pgrpo_style_reads_replies_as_the_reward_does(tmp_path, executor, monkeypatch, toy_source):
+    from pgrpo.prompting import SYSTEM_PROMPT
+
+    reply = "<think>Add them.</think>\n<answer>\n```python\ndef add(a, b):\n    return a + b\n```\n</answer>"
+    report, gen, _ = _run_search(
+        tmp_path, executor, monkeypatch, rule=lambda p, params, i: reply, method="cot", prompt_style="pgrpo"
+    )
+    assert report["prompt"]["system_prompt"] == SYSTEM_PROMPT and report["max_tokens"] == 4096
+    assert all(p[0] == {"role": "system", "content": SYSTEM_PROMPT} for p in gen.seen)
+    assert all(p.max_tokens == 4096 for p in gen.params)
+    assert report["methods"][0]["pass@1"] == 1.0
+    tree = [json.loads(line) for line in open(tmp_path / "out" / "cot" / "tree.jsonl")]
+    assert {(n["reasoning"], n["code"]) for n in tree} == {
+        ("Add them.", "def add(a, b):\n    return a + b\n")
+    }
 
 
 SMOLLM2 = (

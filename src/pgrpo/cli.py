@@ -129,8 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--k", default="1", help="comma-separated k for pass@k (default 1)")
     ev.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     ev.add_argument("--top-p", type=float, default=1.0)
-    ev.add_argument("--max-tokens", type=int, default=512)
-    ev.add_argument("--prompt-style", default="instruct", choices=["instruct", "completion"])
+    ev.add_argument(
+        "--max-tokens",
+        type=int,
+        help="new tokens per sample (default: 4096 for --prompt-style pgrpo, else 512)",
+    )
+    ev.add_argument(
+        "--prompt-style",
+        default="instruct",
+        choices=["instruct", "completion", "pgrpo"],
+        help="instruct: the task as a chat message (default); completion: the raw prompt, for base models; "
+        "pgrpo: the prompt pgrpo train used (its system prompt, read from the model's pgrpo_prompt.json "
+        "when there is one), code taken from <answer> as the reward takes it",
+    )
     ev.add_argument("--out", required=True, help="run directory (report.json, results.jsonl, ...)")
     ev.add_argument("--workers", type=int, default=2, help="sandbox workers (default 2)")
     ev.add_argument("--timeout", type=float, help="per-test time limit override, seconds")

@@ -100,6 +100,18 @@ class TrainedPrompt:
 
         return FormatSpec(think_tag=self.think_tag, answer_tag=self.answer_tag)
 
+    def chat_for(self, style: str, has_template: bool) -> bool:
+        """Whether to prompt with chat messages: in the pgrpo style as training did (when recorded), else
+        whenever the model has a chat template; never in the completion style."""
+        if style == "pgrpo" and self.chat is not None:
+            if self.chat and not has_template:
+                raise ValueError(
+                    f"{self.source} says the model was trained on chat messages, but the model has no chat "
+                    "template to render them"
+                )
+            return self.chat
+        return has_template and style != "completion"
+
     def write(self, *directories: str | Path) -> None:
         record = {k: v for k, v in asdict(self).items() if k != "source"}
         for directory in directories:
@@ -127,9 +139,9 @@ class TrainedPrompt:
     def find(cls, model: str | None) -> TrainedPrompt:
         """The record of a model `pgrpo train` saved: in the model's directory (RUN/final), else in the one
         above it (RUN, for RUN/checkpoint-N); the default prompt when there is none (or a server URL)."""
-        if not model or model.startswith(("http://", "https://")):
-            return cls()
-        path = Path(model).expanduser()
+        path = Path(model or "").expanduser()
+        if not model or model.startswith(("http://", "https://")) or not path.exists():
+            return cls()  # a server, or a hub name: nothing recorded locally
         folder = path if path.is_dir() else path.parent
         for candidate in (folder / PROMPT_RECORD, folder.parent / PROMPT_RECORD):
             if candidate.is_file():

@@ -1,13 +1,20 @@
 """`pgrpo eval`: generate (or read) samples, execute them, and report pass@k with intervals.
 
 Stages, each timed: load problems -> generate or read samples -> execute (the sandbox) or check
-answers (math) -> score (pass@k, bootstrap interval, verdict counts) -> write the run directory:
+answers (math) -> score (pass@k, bootstrap interval, verdict counts, format rate) -> write the run
+directory:
 
     DIR/samples.jsonl   one row per sample (generated runs only)
-    DIR/results.jsonl   one row per sample: its fields plus verdict, passed, tests
-    DIR/problems.jsonl  one row per problem: n, correct, pass@k
-    DIR/report.json     {"dataset", "n", "pass_at_k", "ci", "verdicts", "seconds", ...}
+    DIR/results.jsonl   one row per sample: its fields plus program, format, verdict, passed, tests
+    DIR/problems.jsonl  one row per problem: n, correct, pass@k, well_formed
+    DIR/report.json     {"dataset", "n", "pass_at_k", "ci95", "format_rate", "verdicts", "prompt", ...}
     DIR/report.md       the same as a short table
+
+`--prompt-style pgrpo` evaluates a trained model in the format it was trained in: the prompt `pgrpo train`
+built (its system prompt and chat flag read from the run's `pgrpo_prompt.json` beside the model, else the
+defaults), 4096 new tokens by default, and each completion's program taken exactly as the training
+reward takes it (a completion with no code is failed without running). The format rate (the share of
+completions with R_format = 1) is reported for every style.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from dataclasses import asdict, dataclass, field
 
 from pgrpo.eval.passk import bootstrap_interval, mean_pass_at_k
 from pgrpo.jsonl import write_jsonl
+from pgrpo.prompting import TrainedPrompt, program_for
 from pgrpo.types import AnswerTest, ExecResult, Problem, Sample, TestResult, Verdict
+
+NO_CODE = "no code in the completion"
 
 
 @dataclass
@@ -35,8 +45,8 @@ class EvalConfig:
     k: tuple[int, ...] = (1,)  # pass@k to report (each k <= n)
     temperature: float = 0.0
     top_p: float = 1.0
-    max_tokens: int = 512
-    prompt_style: str = "instruct"  # instruct (chat) or completion (raw prompt, base models)
+    max_tokens: int | None = None  # new tokens per sample; default 4096 for pgrpo, 512 for the others
+    prompt_style: str = "instruct"  # instruct (chat), completion (raw prompt, base models), pgrpo (training)
     workers: int = 2  # sandbox workers
     timeout: float | None = None  # per-test time limit override, seconds
     limit: int | None = None  # only the first N problems
@@ -52,13 +62,17 @@ def _progress(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr)
 
 
-def generate_samples(cfg: EvalConfig, problems: list[Problem]) -> list[tuple[Sample, Problem]]:
+def generate_samples(
+    cfg: EvalConfig, problems: list[Problem], trained: TrainedPrompt
+) -> tuple[list[tuple[Sample, Problem]], bool]:
+    """(sample, problem) pairs, and whether the prompts were chat messages."""
     from pgrpo.eval.prompts import build_prompt, stop_strings
-    from pgrpo.llm import SamplingParams, load_generator
+    from pgrpo.llm import SamplingParams, has_chat_template, load_generator
 
     generator = load_generator(
         cfg.model, cfg.backend, cache_dir=os.path.join(cfg.out, "cache"), **cfg.generator_options
     )
+    chat = trained.chat_for(cfg.prompt_style, has_chat_template(generator))
     pairs: list[tuple[Sample, Problem]] = []
     by_stops: dict[tuple, list[Problem]] = collections.defaultdict(list)
     for problem in problems:
@@ -73,26 +87,56 @@ def generate_samples(cfg: EvalConfig, problems: list[Problem]) -> list[tuple[Sam
             stop=stops,
             seed=cfg.seed,
         )
-        outputs = generator.generate([build_prompt(p, cfg.prompt_style) for p in group], params)
+        prompts = [
+            build_prompt(p, cfg.prompt_style, chat=chat, system_prompt=trained.system_prompt) for p in group
+        ]
+        outputs = generator.generate(prompts, params)
         texts.update({p.id: out for p, out in zip(group, outputs, strict=True)})
     for problem in problems:
         for i, text in enumerate(texts[problem.id]):
             row = {"id": problem.id, "sample_id": i, "completion": text}
             pairs.append((Sample(id=problem.id, completion=text, sample_id=i, fields=row), problem))
-    return pairs
+    return pairs, chat
 
 
-def score_samples(cfg: EvalConfig, pairs: list[tuple[Sample, Problem]]) -> list[ExecResult]:
-    """Execute code samples in the sandbox; check math answers with math-verify (nothing runs)."""
-    from pgrpo.prompting import program_for
+def program_of(problem: Problem, sample: Sample, style: str, spec) -> str | None:
+    """The program a sample stands for; None: its completion holds no code. In the pgrpo style a
+    completion is read by the training reward's own function, so eval runs what the reward ran."""
+    if style == "pgrpo" and sample.solution is None:
+        from pgrpo.rewards.batch import _program as reward_program
 
-    results: list[ExecResult | None] = [None] * len(pairs)
-    code_jobs = [
-        (i, p, program_for(p, s))
-        for i, (s, p) in enumerate(pairs)
-        if not any(isinstance(t, AnswerTest) for t in p.tests)
+        return reward_program(problem, sample.completion or "", spec)
+    return program_for(problem, sample)
+
+
+def well_formed(pairs: list[tuple[Sample, Problem]], spec) -> list[bool | None]:
+    """R_format = 1 per sample, as the reward judges it (None: a solution, not a completion)."""
+    from pgrpo.rewards import format_reward
+    from pgrpo.rewards.batch import _spec_for as reward_spec  # math answers need no code
+
+    return [
+        None if s.completion is None else format_reward(s.completion, reward_spec(p, spec)) == 1.0
+        for s, p in pairs
     ]
-    if len(code_jobs) < len(pairs):
+
+
+def score_samples(
+    cfg: EvalConfig, pairs: list[tuple[Sample, Problem]], spec
+) -> tuple[list[ExecResult], list[str | None]]:
+    """(result, program) per sample: code is executed in the sandbox; math answers are checked with
+    math-verify (nothing runs, no program)."""
+    results: list[ExecResult | None] = [None] * len(pairs)
+    programs: list[str | None] = [None] * len(pairs)
+    code_jobs = []
+    for i, (sample, problem) in enumerate(pairs):
+        if any(isinstance(t, AnswerTest) for t in problem.tests):
+            continue
+        programs[i] = program_of(problem, sample, cfg.prompt_style, spec)
+        if programs[i] is None:
+            results[i] = ExecResult(Verdict.FAILED, [], message=NO_CODE)
+        else:
+            code_jobs.append((i, problem, programs[i]))
+    if any(isinstance(t, AnswerTest) for _, p in pairs for t in p.tests):
         from pgrpo.answers import check_answer
 
         for i, (sample, problem) in enumerate(pairs):
@@ -113,18 +157,24 @@ def score_samples(cfg: EvalConfig, pairs: list[tuple[Sample, Problem]]) -> list[
                 results[i] = result
         if bar:
             bar.close()
-    return results  # type: ignore[return-value]
+    return results, programs  # type: ignore[return-value]
 
 
 def summarise(
-    cfg: EvalConfig, pairs: list[tuple[Sample, Problem]], results: list[ExecResult]
+    cfg: EvalConfig,
+    pairs: list[tuple[Sample, Problem]],
+    results: list[ExecResult],
+    formats: list[bool | None],
 ) -> tuple[dict, list[dict]]:
     per_problem: dict[str, list[ExecResult]] = collections.defaultdict(list)
+    formed: dict[str, list[bool]] = collections.defaultdict(list)
     order: list[str] = []
-    for (_, problem), result in zip(pairs, results, strict=True):
+    for (_, problem), result, ok in zip(pairs, results, formats, strict=True):
         if problem.id not in per_problem:
             order.append(problem.id)
         per_problem[problem.id].append(result)
+        if ok is not None:
+            formed[problem.id].append(ok)
     counts = [(len(per_problem[pid]), sum(r.passed for r in per_problem[pid])) for pid in order]
     smallest_n = min((n for n, _ in counts), default=0)
     ks = [k for k in cfg.k if k <= smallest_n]
@@ -135,6 +185,7 @@ def summarise(
             file=sys.stderr,
         )
     verdicts = collections.Counter(r.verdict.value for r in results)
+    judged = [ok for ok in formats if ok is not None]
     report = {
         "dataset": cfg.dataset,
         "model": cfg.model,
@@ -144,6 +195,9 @@ def summarise(
         else {"min": smallest_n, "max": max(n for n, _ in counts)},
         "pass_at_k": {str(k): mean_pass_at_k(counts, k) for k in ks},
         "ci95": {str(k): list(bootstrap_interval(counts, k)) for k in ks},
+        # R_format = 1 share over the samples that are completions (None: all were full solutions)
+        "format_rate": sum(judged) / len(judged) if judged else None,
+        "well_formed": sum(judged),
         "verdicts": {v.value: verdicts.get(v.value, 0) for v in Verdict},
         "infrastructure_failures": verdicts.get(Verdict.SANDBOX_ERROR.value, 0),
     }
@@ -151,16 +205,21 @@ def summarise(
     for pid, (n, c) in zip(order, counts, strict=True):
         row = {"id": pid, "n": n, "correct": c}
         row.update({f"pass@{k}": mean_pass_at_k([(n, c)], k) for k in ks})
+        row["well_formed"] = sum(formed[pid]) if formed[pid] else None
         row["verdicts"] = dict(collections.Counter(r.verdict.value for r in per_problem[pid]))
         rows.append(row)
     return report, rows
 
 
 def markdown(report: dict) -> str:
+    prompt = report.get("prompt") or {}
     lines = [
         f"# {report['dataset']}",
         "",
         f"model: `{report.get('model')}`, problems: {report['problems']}, samples per problem: {report['n']}",
+        f"prompt style: {prompt.get('style')}"
+        + (f", chat: {prompt['chat']}" if prompt.get("chat") is not None else "")
+        + (f", prompt from: {prompt['from']}" if prompt.get("from") else ""),
         "",
         "| metric | value | 95% CI |",
         "|---|---:|---:|",
@@ -168,6 +227,12 @@ def markdown(report: dict) -> str:
     for k, value in report["pass_at_k"].items():
         low, high = report["ci95"][k]
         lines.append(f"| pass@{k} | {value:.4f} | {low:.4f}–{high:.4f} |")
+    rate = report.get("format_rate")
+    lines.append(
+        "| format rate (R_format = 1) | – | |"
+        if rate is None
+        else f"| format rate (R_format = 1) | {rate:.4f} ({report['well_formed']} samples) | |"
+    )
     lines += ["", "| verdict | samples |", "|---|---:|"]
     lines += [f"| {v} | {count} |" for v, count in report["verdicts"].items() if count]
     if report.get("seconds"):
@@ -177,10 +242,21 @@ def markdown(report: dict) -> str:
 
 
 def run_eval(cfg: EvalConfig) -> dict:
+    from dataclasses import replace
+
+    from pgrpo.eval.prompts import STYLES, max_tokens_for
     from pgrpo.problems import load_problems
 
     if cfg.samples is None and cfg.model is None:
         raise ValueError("pgrpo eval: give --model (to generate) or --samples FILE (to score)")
+    if cfg.prompt_style not in STYLES:
+        raise ValueError(f"pgrpo eval: unknown prompt style {cfg.prompt_style!r}; valid: {', '.join(STYLES)}")
+    if cfg.max_tokens is None:
+        cfg = replace(cfg, max_tokens=max_tokens_for(cfg.prompt_style))
+    if cfg.max_tokens < 1:
+        raise ValueError(f"pgrpo eval: --max-tokens must be at least 1, got {cfg.max_tokens}")
+    trained = TrainedPrompt.find(cfg.model)
+    spec = trained.spec()
     if any(k < 1 for k in cfg.k) or max(cfg.k) > cfg.n and cfg.samples is None:
         raise ValueError(f"pgrpo eval: every k must be between 1 and n={cfg.n}; got k={list(cfg.k)}")
     os.makedirs(cfg.out, exist_ok=True)
@@ -193,15 +269,23 @@ def run_eval(cfg: EvalConfig) -> dict:
     if cfg.samples:
         from pgrpo.check import read_samples
 
-        pairs = read_samples(cfg.samples, {p.id: p for p in problems})
+        pairs, chat = read_samples(cfg.samples, {p.id: p for p in problems}), None
     else:
-        pairs = generate_samples(cfg, problems)
+        pairs, chat = generate_samples(cfg, problems, trained)
         write_jsonl(os.path.join(cfg.out, "samples.jsonl"), (s.fields for s, _ in pairs))
         seconds["generate"] = time.monotonic() - t0
     t0 = time.monotonic()
-    results = score_samples(cfg, pairs)
+    results, programs = score_samples(cfg, pairs, spec)
+    formats = well_formed(pairs, spec)
     seconds["execute"] = time.monotonic() - t0
-    report, rows = summarise(cfg, pairs, results)
+    report, rows = summarise(cfg, pairs, results, formats)
+    report["prompt"] = {
+        "style": cfg.prompt_style,
+        "chat": chat,
+        "system_prompt": trained.system_prompt if cfg.prompt_style == "pgrpo" else None,
+        "from": trained.source if cfg.prompt_style == "pgrpo" else None,
+        "format_tags": [spec.think_tag, spec.answer_tag],
+    }
     report["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     if (
         "pgrpo.answers" in sys.modules
@@ -210,7 +294,10 @@ def run_eval(cfg: EvalConfig) -> dict:
     report["config"] = {k: v for k, v in asdict(cfg).items() if k not in ("out",)}
     write_jsonl(
         os.path.join(cfg.out, "results.jsonl"),
-        ({**s.fields, **r.to_dict()} for (s, _), r in zip(pairs, results, strict=True)),
+        (
+            {**s.fields, "program": code, "format": ok, **r.to_dict()}
+            for (s, _), r, code, ok in zip(pairs, results, programs, formats, strict=True)
+        ),
     )
     write_jsonl(os.path.join(cfg.out, "problems.jsonl"), rows)
     with open(os.path.join(cfg.out, "report.json"), "w") as f:

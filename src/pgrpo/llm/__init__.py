@@ -96,6 +96,18 @@ def is_chat(prompt: Prompt) -> bool:
     )
 
 
+def has_chat_template(generator: Generator) -> bool:
+    """Whether `generator` can take chat messages. False only for a local model whose tokenizer has no
+    chat template (what `pgrpo train` saves from a base or tiny model); a server applies its own."""
+    inner = generator
+    while hasattr(inner, "inner"):  # CachedGenerator and other wrappers
+        inner = inner.inner
+    tokenizer = getattr(inner, "tokenizer", None)
+    if tokenizer is None and hasattr(inner, "llm"):  # vLLM
+        tokenizer = inner.llm.get_tokenizer()
+    return tokenizer is None or getattr(tokenizer, "chat_template", None) is not None
+
+
 # ----------------------------------------------------------------------------- backends
 
 
@@ -168,6 +180,7 @@ __all__ = [
     "Message",
     "Prompt",
     "SamplingParams",
+    "has_chat_template",
     "is_chat",
     "load_generator",
     "pick_backend",

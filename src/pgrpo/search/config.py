@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+PROMPT_STYLES = ("instruct", "completion", "pgrpo")
+MAX_TOKENS = {"pgrpo": 4096}  # a P-GRPO policy writes up to 4K tokens of reasoning and code
+DEFAULT_MAX_TOKENS = 1024
+
 
 def _opt(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
@@ -22,6 +26,14 @@ class SearchConfig:
     model: str = _opt(None, "the generator: a local directory, a .gguf file, or an http(s):// server")
     method: str = _opt("orps", "comma-separated methods to run and compare: cot, best-of-n, refine, orps")
     backend: str = _opt("auto", "generation backend: transformers, vllm, openai or auto")
+    prompt_style: str = _opt(
+        "instruct",
+        "instruct: chat messages, or their plain-text form for a model without a chat template; "
+        "completion: always the plain-text form (base models); pgrpo: a model trained by pgrpo train, "
+        "prompted as in training (its system prompt before every generator prompt, chat or plain as "
+        "recorded in the model's pgrpo_prompt.json) and read as its reward reads it (reasoning from "
+        "<think>, code from <answer>). The critic is always prompted without the system prompt",
+    )
     critic_model: str | None = _opt(None, "a different model as ORPS's critic (default: the generator)")
     critic_backend: str = _opt("auto", "backend of --critic-model")
     children: int = _opt(20, "ORPS: children per expanded node, each with its own strategy hint (N)")
@@ -34,7 +46,9 @@ class SearchConfig:
         "ORPS beam ranking: weighted (q = 0.5·ρ + 0.5·ω, as the paper states) or critic-then-omega "
         "(ρ, then ω, as its released code does)",
     )
-    max_tokens: int = _opt(1024, "new tokens per generated solution")
+    max_tokens: int | None = _opt(
+        None, "new tokens per generated solution; default 4096 with --prompt-style pgrpo, else 1024"
+    )
     critic_max_tokens: int = _opt(384, "new tokens per critique")
     critic_temperature: float = _opt(0.0, "critic sampling temperature (0 = greedy)")
     critic_retries: int = _opt(2, "extra critic calls asking again for a score when none can be parsed")
@@ -61,6 +75,11 @@ class SearchConfig:
     def methods(self) -> list[str]:
         return [m.strip() for m in self.method.split(",") if m.strip()]
 
+    def resolved_max_tokens(self) -> int:
+        if self.max_tokens is not None:
+            return self.max_tokens
+        return MAX_TOKENS.get(self.prompt_style, DEFAULT_MAX_TOKENS)
+
     def resolved_budget(self) -> int:
         """Calls per problem for the budgeted methods."""
         if self.budget_calls is not None:
@@ -76,17 +95,20 @@ class SearchConfig:
             )
         if self.ranking not in known_rankings:
             raise ValueError(f"unknown ranking {self.ranking!r}; valid: {', '.join(known_rankings)}")
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"unknown prompt style {self.prompt_style!r}; valid: {', '.join(PROMPT_STYLES)}")
         for name in (
             "children",
             "beam",
             "rounds",
-            "max_tokens",
             "critic_max_tokens",
             "workers",
             "efficiency_repeats",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.resolved_max_tokens() < 1:
+            raise ValueError(f"--max-tokens must be at least 1, got {self.max_tokens}")
         if self.critic_retries < 0:
             raise ValueError(f"--critic-retries must be 0 or more, got {self.critic_retries}")
         if self.children > hints:

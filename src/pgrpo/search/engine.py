@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgrpo.llm import Generator, Prompt, SamplingParams, is_chat
+from pgrpo.prompting import plain_text
 from pgrpo.search.tasks import SearchTask
 from pgrpo.search.tree import Node
 
@@ -133,13 +134,31 @@ class TokenCounter:
         return self._count(text, special=False)
 
 
+@dataclass(frozen=True)
+class PromptForm:
+    """How one model is prompted: the methods write chat messages; a model without a chat template gets
+    their plain-text form (`pgrpo.prompting.plain_text`), and in the pgrpo style the training system
+    prompt goes first, so a solve prompt reaches the model exactly as `pgrpo train` would render it."""
+
+    chat: bool = True
+    system_prompt: str | None = None
+
+    def render(self, prompt: Prompt) -> Prompt:
+        if not is_chat(prompt):
+            return prompt
+        if self.system_prompt is not None:
+            prompt = [{"role": "system", "content": self.system_prompt}, *prompt]
+        return prompt if self.chat else plain_text(prompt)
+
+
 @dataclass
 class Backends:
-    """The models a search talks to, by role, and how each one's tokens are counted."""
+    """The models a search talks to, by role, how each is prompted and how its tokens are counted."""
 
     generator: Generator
     critic: Generator
     counters: dict[str, TokenCounter] = field(default_factory=dict)
+    forms: dict[str, PromptForm] = field(default_factory=dict)  # by role; default: chat messages as is
 
     def __post_init__(self) -> None:
         self.counters = {"generator": TokenCounter(self.generator)}
@@ -149,6 +168,9 @@ class Backends:
 
     def model(self, role: str) -> Generator:
         return self.critic if role == "critic" else self.generator
+
+    def render(self, role: str, prompt: Prompt) -> Prompt:
+        return self.forms.get(role, PromptForm()).render(prompt)
 
 
 def drive(
@@ -192,12 +214,12 @@ def drive(
                     raise BudgetExceeded(
                         f"{pid}: asked for {asked} calls with {ledger.calls_left} left of {ledger.budget}"
                     )
-            prompts = [p for pid in members for p in requests[pid].prompts]
+            prompts = [backends.render(role, p) for pid in members for p in requests[pid].prompts]
             texts = backends.model(role).generate(prompts, params) if prompts else []
             counter = backends.counters[role]
             at = 0
             for pid in members:
-                own = requests[pid].prompts
+                own = prompts[at : at + len(requests[pid].prompts)]
                 replies[pid] = texts[at : at + len(own)]
                 at += len(own)
                 ledger = ledgers[pid]

@@ -32,7 +32,9 @@ RETRY_MAX_TOKENS = 32  # a retry asks for the score line only
 def _params(cfg: SearchConfig, temperature: float, n: int = 1, step: int = 0) -> SamplingParams:
     """`step` shifts the seed: a prompt asked again (a revision that repeats itself) must get a fresh
     sample, not the cached or identically seeded one."""
-    return SamplingParams(n=n, temperature=temperature, max_tokens=cfg.max_tokens, seed=cfg.seed + step)
+    return SamplingParams(
+        n=n, temperature=temperature, max_tokens=cfg.resolved_max_tokens(), seed=cfg.seed + step
+    )
 
 
 def _nodes(

@@ -125,7 +125,15 @@ def parse_score(reply: str) -> int | None:
 
 def split_answer(task: SearchTask, text: str) -> tuple[str, str]:
     """(reasoning, program) of a reply: the program as evaluation would run it; the reasoning is the
-    text before the last code block (none when there is no code block)."""
+    text before the last code block (none when there is no code block). With the task's answer format
+    (pgrpo style) both are read as the training reward reads them: the `<think>` text, and the code
+    `pgrpo.rewards` would run (empty when there is none)."""
+    if task.answer_format is not None:
+        from pgrpo.rewards import parse_completion
+        from pgrpo.rewards.batch import _program as reward_program
+
+        thinking = parse_completion(text, task.answer_format).thinking
+        return thinking or "", reward_program(task.problem, text, task.answer_format) or ""
     code = program_for(task.problem, Sample(id=task.id, completion=text))
     fences = list(FENCE_RE.finditer(text))
     reasoning = text[: fences[-1].start()] if fences else ""

@@ -23,11 +23,12 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from pgrpo.jsonl import write_jsonl
+from pgrpo.prompting import TrainedPrompt
 from pgrpo.search.config import SearchConfig
-from pgrpo.search.engine import Backends, Ledger, MethodResult, drive
+from pgrpo.search.engine import Backends, Ledger, MethodResult, PromptForm, drive
 from pgrpo.search.methods import METHODS
 from pgrpo.search.prompts import strategies
 from pgrpo.search.tasks import SearchTask, load_tasks
@@ -55,6 +56,19 @@ def load_backends(cfg: SearchConfig) -> Backends:
             cfg.critic_model, cfg.critic_backend, cache_dir=cfg.cache_dir, **_generator_options(cfg)
         )
     return Backends(generator, critic)
+
+
+def prompt_forms(cfg: SearchConfig, backends: Backends, trained: TrainedPrompt) -> dict[str, PromptForm]:
+    """How each role is prompted: chat messages where the model has a chat template (as training did,
+    in the pgrpo style), else their plain-text form; the training system prompt for the generator only."""
+    from pgrpo.llm import has_chat_template
+
+    generator = PromptForm(
+        chat=trained.chat_for(cfg.prompt_style, has_chat_template(backends.generator)),
+        system_prompt=trained.system_prompt if cfg.prompt_style == "pgrpo" else None,
+    )
+    critic_chat = has_chat_template(backends.critic) and cfg.prompt_style != "completion"
+    return {"generator": generator, "critic": PromptForm(chat=critic_chat)}
 
 
 # ----------------------------------------------------------------------------- scoring on hidden tests
@@ -247,12 +261,16 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
     cfg.validate(list(METHODS), list(RANKINGS), len(strategies()))
     os.makedirs(cfg.out, exist_ok=True)
     t0 = time.monotonic()
+    trained = TrainedPrompt.find(cfg.model)
     pairs = load_tasks(cfg.dataset, oracle=cfg.oracle)[: cfg.limit]
     tasks = [task for task, _ in pairs]
+    if cfg.prompt_style == "pgrpo":  # replies are read as the training reward reads them
+        tasks = [replace(task, answer_format=trained.spec()) for task in tasks]
     hidden = {task.id: problem for task, problem in pairs}
     load_s = time.monotonic() - t0
     t0 = time.monotonic()
     backends = backends or load_backends(cfg)
+    backends.forms = backends.forms or prompt_forms(cfg, backends, trained)
     model_s = time.monotonic() - t0
     own_executor = executor is None
     if own_executor:
@@ -285,6 +303,13 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
         else "visible tests only",
         "problems": len(tasks),
         "budget_calls": cfg.resolved_budget(),
+        "max_tokens": cfg.resolved_max_tokens(),
+        "prompt": {
+            "style": cfg.prompt_style,
+            "chat": {role: form.chat for role, form in backends.forms.items()},
+            "system_prompt": trained.system_prompt if cfg.prompt_style == "pgrpo" else None,
+            "from": trained.source if cfg.prompt_style == "pgrpo" else None,
+        },
         "token_count": {role: c.method for role, c in backends.counters.items()},
         "cache": {
             role: {"hits": getattr(g, "hits", None), "misses": getattr(g, "misses", None)}
@@ -316,7 +341,11 @@ def markdown(report: dict) -> str:
         f"model `{report['model']}`, critic `{report['critic_model']}`; {report['problems']} problems; "
         f"budget {report['budget_calls']} LLM calls per problem (CoT: 1); ORPS N={cfg['children']}, "
         f"K={cfg['beam']}, T={cfg['rounds']}, temperature {cfg['temperature']}, ranking {cfg['ranking']}; "
-        f"tokens: {report['token_count']['generator']}",
+        f"tokens: {report['token_count']['generator']}; prompt style {report['prompt']['style']} ("
+        + ", ".join(
+            f"{role}: {'chat' if c else 'plain text'}" for role, c in report["prompt"]["chat"].items()
+        )
+        + f"), up to {report['max_tokens']} new tokens per solution",
         "",
         "| method | pass@1 (hidden) | solved visible | LLM calls (per problem) | tokens (per problem) "
         "| executions (per problem) | critic failures | efficiency (× ref, n) | seconds |",

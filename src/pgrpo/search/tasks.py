@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from pgrpo.types import Problem, test_from_dict
 
@@ -25,11 +26,13 @@ EXECUTOR_METADATA = ("candidate_module",)  # metadata the sandbox reads; nothing
 @dataclass(frozen=True)
 class SearchTask:
     """What search may see. `problem.tests` are the tests search may run (visible ones, or in an oracle
-    run the hidden ones)."""
+    run the hidden ones). `answer_format`: None, or (pgrpo prompt style) the `FormatSpec` a reply is read
+    with, as the training reward reads it."""
 
     id: str
     problem: Problem
     oracle: bool = False
+    answer_format: Any = None
 
 
 def search_view(problem: Problem, tests: tuple, oracle: bool) -> SearchTask:
