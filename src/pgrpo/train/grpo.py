@@ -409,6 +409,13 @@ def run_grpo(
     args.setdefault("logging_steps", 1)  # the monitor and the curves want every step
     config = GRPOConfig(output_dir=str(out), reward_weights=reward.weights(), **args)
     reward.group_size = config.num_generations
+    if config.num_iterations == 1 and config.steps_per_generation <= config.gradient_accumulation_steps:
+        warnings.warn(
+            "one optimizer step per generation batch: the policy ratio is exactly 1 and the "
+            f"{config.epsilon}/{config.epsilon_high} clip never acts; set steps_per_generation above "
+            "gradient_accumulation_steps (pgrpo.train.config.grpo_defaults does) or num_iterations >= 2",
+            stacklevel=2,
+        )
     per_batch = config.generation_batch_size // config.num_generations  # prompts per generation batch
     if len(problems) < per_batch:  # TRL would drop the incomplete batch and train zero steps
         raise ValueError(
