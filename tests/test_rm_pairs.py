@@ -63,10 +63,10 @@ DOUBLE = Problem(
 TINY = [ADD, EVENS, DOUBLE]
 
 
-def _split(text: str) -> tuple[list[str], str]:
-    """(prose paragraphs, code) of a synthetic trace."""
-    prose, code = text.split("\n\n```python\n", 1)
-    return prose.split("\n\n"), code
+def _split(text: str) -> list[str]:
+    """The prose paragraphs of a synthetic pair side (the reasoning: its code is in the pair's meta)."""
+    assert "```" not in text
+    return text.split("\n\n")
 
 
 def _by_id(pairs: list[Pair]) -> dict[str, Pair]:
@@ -93,9 +93,10 @@ def _check_synthetic(problems: list[Problem], pairs: list[Pair]) -> None:
                 p.meta["synthetic"] is True and p.problem == problem.prompt.strip() for p in trio.values()
             )
             assert len({base, optimized, degraded}) == 3
-            (base_units, base_code), (deg_units, deg_code) = _split(base), _split(degraded)
-            assert deg_code == base_code  # the approach (the final code) never changes
-            opt_units, _ = _split(optimized)
+            base_units, deg_units, opt_units = _split(base), _split(degraded), _split(optimized)
+            codes = {p.meta[f"{side}_code"] for p in trio.values() for side in ("chosen", "rejected")}
+            reference = "\n".join(line.rstrip() for line in problem.reference.strip().splitlines())
+            assert {c.strip() for c in codes} == {reference}  # the approach (the code) never changes
             if dim == "factual_accuracy":
                 change = trio["original>degraded"].meta["changed"]
                 assert change["from"] != change["to"] and len(deg_units) == len(base_units) + 1
@@ -327,8 +328,14 @@ EVENS_BASE = (
 )
 NO_CODE = OPTIMIZED.split("\n\n```python")[0]
 WRONG_CODE = BASE.replace("return a + b", "return a - b").replace(
-    "\n\n```python", "\n\nThis is checked.\n\n```python"
+    "\n\n```python",
+    "\n\nThis is checked: subtracting b from a undoes an addition, so the code below returns the sum of "
+    "a and b for every input the tests try, the negative ones included.\n\n```python",
 )
+
+
+def _codes(pair: Pair) -> dict:
+    return {k: v for k, v in pair.meta.items() if k in ("chosen_code", "rejected_code")}
 
 
 def test_llm_mode_end_to_end_with_filters_cache_and_output(tmp_path):
@@ -355,9 +362,14 @@ def test_llm_mode_end_to_end_with_filters_cache_and_output(tmp_path):
     assert len(pairs) == 2 * 9 - 7 and len({p.id for p in pairs}) == len(pairs)
     by_id = _by_id(pairs)
     assert "t/add/logical_coherence/optimized>original" not in by_id
-    assert by_id["t/add/logical_coherence/original>degraded"].chosen == BASE
+    kept = by_id["t/add/logical_coherence/original>degraded"]
+    assert kept.chosen == BASE.split("\n\n```python")[0]  # the reasoning; its code is in meta
+    assert kept.meta["chosen_code"] == "def add(a, b):\n    return a + b\n"
     assert not by_id["t/evens/logical_coherence/original>degraded"].chosen.startswith("Here is")
-    assert all(p.meta == {"problem_id": p.id.rsplit("/", 2)[0], "model": "scripted-llm"} for p in pairs)
+    assert all(
+        p.meta == {"problem_id": p.id.rsplit("/", 2)[0], "model": "scripted-llm", **_codes(p)} for p in pairs
+    )
+    assert all("```" not in p.chosen + p.rejected for p in pairs)
     assert [p.to_dict() for p in read_pairs(out)] == [p.to_dict() for p in pairs]
     assert len(llm.asked) == 3 + 2 * 3 * 2  # three bases, then two rewrites per dimension of the two kept
 

@@ -2,8 +2,11 @@
 
 - `pairs`: the preference-pair JSONL format (DESIGN.md §3) and the OD method that builds pairs, with an
   LLM or, offline, from reference solutions (`synthetic`).
-- `train`: Bradley–Terry training on pairs; `score`: scoring reasoning with a trained model;
-  `bench`: pairwise accuracy on LCB-RB-style pairs.
+- `natural`: LCB-RB-style pairs from sampled traces, reasoning whose code passed over reasoning whose
+  code failed.
+- `train`: Bradley–Terry training on pairs; `score`: scoring reasoning with a trained model (and
+  `format_input`, the one text the model reads everywhere); `bench`: pairwise accuracy on pairs;
+  `overlap`: keeping benchmark pairs on problems the model never saw.
 
 Importing this package is cheap: torch and transformers are imported by the modules that need them.
 """

@@ -4,6 +4,10 @@ The metric is pairwise accuracy: the share of pairs whose chosen reasoning score
 rejected one, a tie counting as half. It is reported overall, per dimension and per kind, each with a
 percentile-bootstrap 95% interval that resamples pairs (within the slice). Baselines are scorers too:
 `LengthScorer` (longer reasoning wins) and `untrained_scorer` (the backbone with a fresh, seeded head).
+
+A pair whose two sides become the same tokens once cut at the model's max length cannot be told apart by
+any score; `without_identical` leaves such pairs out (and counts them) so that they do not sit in the
+accuracy as forced ties.
 """
 
 from __future__ import annotations
@@ -69,6 +73,19 @@ def pairwise_accuracy(
     }
 
 
+def without_identical(pairs: Sequence[Any], scorer: Any) -> tuple[list, int | None]:
+    """(the pairs whose two sides differ in what `scorer` reads, how many were left out). The count is
+    None, and every pair kept, when the scorer cannot say (no `input_ids`: an HTTP server, a baseline)."""
+    input_ids = getattr(scorer, "input_ids", None)
+    if input_ids is None:
+        return list(pairs), None
+    problems = [p.problem for p in pairs]
+    chosen = input_ids(problems, [p.chosen for p in pairs])
+    rejected = input_ids(problems, [p.rejected for p in pairs])
+    kept = [p for p, c, r in zip(pairs, chosen, rejected) if c != r]
+    return kept, len(pairs) - len(kept)
+
+
 def run_bench(pairs: Sequence[Any], scorer: Scorer, name: str | None = None, **accuracy_options) -> dict:
     """Score every pair's chosen and rejected reasoning with `scorer` (one call) and report accuracy."""
     start = time.perf_counter()
@@ -106,7 +123,29 @@ def markdown(report: dict | Sequence[dict]) -> str:
             cells += [_cell(r[key].get(label)) for label in labels]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    return "\n".join(lines)
+    notes = _notes(reports[0])
+    return "\n".join(lines + notes + ([""] if notes else []))
+
+
+def _notes(report: dict) -> list[str]:
+    """Lines under the tables: pairs left out, and whether the pairs overlap the model's training."""
+    notes = []
+    if report.get("identical_after_truncation") is not None:
+        notes.append(
+            f"Left out: {report['identical_after_truncation']} pairs whose two sides are identical after "
+            f"truncation at {report.get('max_length', '?')} tokens (no score can tell them apart)."
+        )
+    overlap = report.get("overlap")
+    if overlap and not overlap["checked"]:
+        notes.append("Overlap with training not checked: the model has no record of its training problems.")
+    elif overlap and overlap["shared"]:
+        notes.append(
+            f"Overlap allowed (--allow-overlap): {overlap['shared']} problems of these pairs are among the "
+            "model's training problems, so this is not a held-out accuracy."
+        )
+    elif overlap:
+        notes.append("No overlap: none of these pairs' problems is among the model's training problems.")
+    return notes
 
 
 class LengthScorer:

@@ -23,6 +23,7 @@ _REFUSAL = re.compile(
     re.I,
 )
 _TERMINAL = tuple(".!?)]}\"'`*")
+_PYTHON_LANGS = ("", "python", "py", "python3")
 _WORDISH = re.compile(r"\w+|[^\w\s]")
 _TERM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words that name an approach; with identifiers (snake_case, camelCase) they stand in for missing code.
@@ -51,8 +52,20 @@ def is_truncated(text: str, max_tokens: int | None = None) -> bool:
 
 def final_code(text: str) -> str | None:
     """The last fenced Python block of a text, or None."""
-    blocks = [b for lang, b in FENCE_RE.findall(text) if lang.lower() in ("", "python", "py", "python3")]
+    blocks = [b for lang, b in FENCE_RE.findall(text) if lang.lower() in _PYTHON_LANGS]
     return blocks[-1] if blocks and blocks[-1].strip() else None
+
+
+def split_final_code(text: str) -> tuple[str, str | None]:
+    """(the reasoning, the final code): the text without its last fenced Python block, and that block's
+    code (None when there is none; the text then comes back stripped). The reward model reads only the
+    reasoning (`pgrpo.rm.score.format_input`); the code is what the execution check runs."""
+    blocks = [m for m in FENCE_RE.finditer(text) if m.group(1).lower() in _PYTHON_LANGS]
+    if not blocks or not blocks[-1].group(2).strip():
+        return text.strip(), None
+    last = blocks[-1]
+    before, after = text[: last.start()].strip(), text[last.end() :].strip()
+    return "\n\n".join(part for part in (before, after) if part), last.group(2)
 
 
 def _terms(text: str) -> set[str]:

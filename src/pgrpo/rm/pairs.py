@@ -1,6 +1,8 @@
 """Preference pairs for the thinking reward model: the JSONL format and two ways to build them.
 
-A pair is (problem, chosen reasoning, rejected reasoning, dimension, kind), DESIGN.md §3. Builders:
+A pair is (problem, chosen reasoning, rejected reasoning, dimension, kind), DESIGN.md §3. A side is
+reasoning only: builders keep a trace's final code block in the pair's meta (`od_pair`), so the reward
+model is trained on the text it scores (`pgrpo.rm.score.format_input`). Builders:
 
 - `build_pairs_llm` — the OD method (DESIGN.md §1 item 2): an LLM writes a base trace per problem, then an
   optimized and a degraded rewrite per dimension; each (problem, dimension) gives optimized>degraded,
@@ -10,6 +12,7 @@ A pair is (problem, chosen reasoning, rejected reasoning, dimension, kind), DESI
 - `build_pairs_synthetic` — no LLM, deterministic: traces templated from the reference solution's syntax
   tree and degraded by rule. It exercises the whole RM pipeline offline; its texts are formulaic, so a
   model trained on them learns templates, not reasoning quality.
+- `pgrpo.rm.natural.build_pairs_natural` — LCB-RB style: sampled traces whose code passed vs failed.
 
 Limits: truncation is seen by its symptoms (an unclosed code block, a last sentence without its full stop,
 a word count at max_tokens), since generators do not report why they stopped.
@@ -40,8 +43,10 @@ from pgrpo.rm.filters import (  # re-exported: part of this module's API
     is_truncated,
     rewrite_problem,
     similarity,
+    split_final_code,
     trace_problem,
 )
+from pgrpo.rm.overlap import split_by_problem, subsample  # noqa: F401 - re-exported
 from pgrpo.rm.synthetic import SyntheticTrace
 from pgrpo.types import Problem, ProblemFormatError, Sample
 
@@ -63,7 +68,7 @@ DIMENSION_DESCRIPTIONS = {
     ),
 }
 DIMENSIONS = tuple(DIMENSION_DESCRIPTIONS)
-KINDS = ("optimized>degraded", "optimized>original", "original>degraded", "human")
+KINDS = ("optimized>degraded", "optimized>original", "original>degraded", "passed>failed", "human")
 # kind -> (chosen side, rejected side) for the three kinds the OD method makes
 OD_KINDS = {
     "optimized>degraded": ("optimized", "degraded"),
@@ -193,7 +198,8 @@ class PairsConfig:
     """A pair whose two sides are more alike than this (difflib ratio over words) is dropped. One changed
     value in a 500-word trace scores ~0.998: raise this if subtle factual degradations matter more."""
     execution_check: bool = False
-    """Keep only pairs whose chosen side ends with code that passes the problem's tests (runs the sandbox)."""
+    """Keep only pairs whose chosen trace ends with code that passes the problem's tests (runs the sandbox;
+    the code is in the pair's meta `chosen_code`, the side itself holds the reasoning)."""
     workers: int = 2
     """Sandbox workers for the execution check, when no executor is passed in."""
 
@@ -255,26 +261,37 @@ def pairs_from_rewrites(
     for kind, (good, bad) in OD_KINDS.items():
         chosen, rejected = r.text(good), r.text(bad)
         reason = side_reason[good] or side_reason[bad]
-        if not reason and similarity(chosen, rejected) > config.max_similarity:
-            reason = "near_duplicate"
+        if not reason and similarity(split_final_code(chosen)[0], split_final_code(rejected)[0]) > (
+            config.max_similarity
+        ):
+            reason = "near_duplicate"  # judged on the reasoning alone: what the reward model reads
         if not reason and executed is not None:
             reason = executed.get(chosen, "no_code")
         if reason:
             counts[reason] += 1
             continue
-        pairs.append(_od_pair(r.problem, r.dimension, kind, chosen, rejected, meta or {}))
+        pairs.append(od_pair(r.problem, r.dimension, kind, chosen, rejected, meta or {}))
     return pairs
 
 
-def _od_pair(problem: Problem, dimension: str, kind: str, chosen: str, rejected: str, meta: dict) -> Pair:
+def od_pair(problem: Problem, dimension: str, kind: str, chosen: str, rejected: str, meta: dict) -> Pair:
+    """The pair every OD builder (LLM, synthetic, the demo's toy pairs) makes from two traces: the sides
+    hold the reasoning without its final code block (the reward model judges reasoning, and reads exactly
+    `format_input(problem, side)`); the code goes to meta `chosen_code` / `rejected_code` where a trace
+    has one."""
+    (chosen_text, chosen_code), (rejected_text, rejected_code) = (
+        split_final_code(chosen),
+        split_final_code(rejected),
+    )
+    codes = {"chosen_code": chosen_code, "rejected_code": rejected_code}
     return Pair(
         id=f"{problem.id}/{dimension}/{kind}",
         problem=problem.prompt.strip(),
-        chosen=chosen,
-        rejected=rejected,
+        chosen=chosen_text,
+        rejected=rejected_text,
         dimension=dimension,
         kind=kind,
-        meta={"problem_id": problem.id, **meta},
+        meta={"problem_id": problem.id, **meta, **{k: v for k, v in codes.items() if v is not None}},
     )
 
 
@@ -400,7 +417,8 @@ def build_pairs_synthetic(
     """Deterministic OD pairs from the problems' reference solutions, with no LLM.
 
     The base trace restates the task, names the inputs, describes each top-level step of the reference
-    (with a reason), works one test example and one edge case, and ends with the reference code. Per
+    (with a reason), works one test example and one edge case, and ends with the reference code (which
+    `od_pair` moves to the pair's meta). Per
     dimension: factual — optimized adds a check of the examples against the tests, degraded changes one
     value or identifier in a claim; rigor — optimized adds a correctness argument and more edge cases,
     degraded drops the reasons and the edge case; coherence — optimized numbers the steps and links them
@@ -423,7 +441,7 @@ def build_pairs_synthetic(
             meta = {"synthetic": True, "seed": seed, **facts}
             texts = {"original": base, "optimized": optimized, "degraded": degraded}
             pairs += [
-                _od_pair(problem, dim, kind, texts[good], texts[bad], meta)
+                od_pair(problem, dim, kind, texts[good], texts[bad], meta)
                 for kind, (good, bad) in OD_KINDS.items()
             ]
     return pairs
@@ -443,52 +461,14 @@ __all__ = [
     "build_pairs_llm",
     "build_pairs_synthetic",
     "final_code",
+    "od_pair",
     "is_refusal",
     "is_truncated",
     "pairs_from_rewrites",
     "read_pairs",
     "rewrite_problem",
     "similarity",
+    "split_final_code",
     "trace_problem",
     "write_pairs",
 ]
-
-
-def split_by_problem(
-    pairs: Sequence[Pair], test_fraction: float, seed: int = 0
-) -> tuple[list[Pair], list[Pair]]:
-    """(train, test) with no problem on both sides: held-out pairs come from unseen problems.
-
-    A problem is the pair's `meta["problem_id"]` when present, else its problem text; the split is a
-    seeded hash, so it is the same on every run and every machine."""
-    import hashlib
-
-    def is_test(pair: Pair) -> bool:
-        key = str(pair.meta.get("problem_id") or pair.problem)
-        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64 < test_fraction
-
-    train, test = [], []
-    for pair in pairs:
-        (test if is_test(pair) else train).append(pair)
-    return train, test
-
-
-def subsample(pairs: Sequence[Pair], limit: int | None, seed: int = 0) -> list[Pair]:
-    """At most `limit` pairs, drawn evenly over (dimension, kind), seeded."""
-    import random
-
-    if limit is None or len(pairs) <= limit:
-        return list(pairs)
-    groups: dict[tuple[str, str], list[Pair]] = {}
-    for pair in pairs:
-        groups.setdefault((pair.dimension, pair.kind), []).append(pair)
-    rng = random.Random(seed)
-    for group in groups.values():
-        rng.shuffle(group)
-    out: list[Pair] = []
-    while len(out) < limit:
-        for group in groups.values():
-            if group and len(out) < limit:
-                out.append(group.pop())
-    return out

@@ -34,13 +34,23 @@ from pgrpo.llm.openai_http import _error_message, _is_refused, _is_transient, _r
 
 TEMPLATE = "Problem:\n{problem}\n\nReasoning:\n{reasoning}"
 META_FILE = "pgrpo_rm.json"
-DEFAULT_MAX_LENGTH = 1024
+DEFAULT_MAX_LENGTH = 768
+"""Tokens per reward-model input. Measured with the MiniLM tokenizer on `format_input` of every pair side
+of `pgrpo rm pairs --synthetic` over MBPP train + LBPP dev (11,196 texts): median 294, p95 702, p99 844,
+max 1,087 tokens; 768 holds 95% whole. BERT-style backbones cap it at their 512 positions (there 18% of
+the pairs lose their end and 4% become identical, which training and the benchmark drop and count)."""
+MAX_LENGTH_BASIS = "the p95 of synthetic MBPP-train + LBPP-dev inputs is 702 MiniLM tokens"
 UNIT_METHODS = ("sigmoid", "minmax")
 
 
 def format_input(problem: str, reasoning: str, template: str = TEMPLATE) -> str:
-    """The one text a reward model reads for (problem, reasoning)."""
-    return template.format(problem=problem, reasoning=reasoning)
+    """The one text a reward model reads for (problem, reasoning): training (`pgrpo.rm.train`), the
+    benchmark and the thinking reward (both through a `Scorer`) all build it here.
+
+    `reasoning` is the reasoning alone: a completion's `<think>` text, or a pair side (pair builders keep
+    the final code apart, in the pair's meta). Both parts are stripped, so a problem's raw prompt (what the
+    reward sends) and a pair's stripped copy of it give the same text."""
+    return template.format(problem=problem.strip(), reasoning=reasoning.strip())
 
 
 @runtime_checkable
@@ -198,12 +208,16 @@ class LocalScorer:
         self.max_length = max_positions(model, max_length)
         self.template = template
 
-    def score(self, problems: list[str], reasonings: list[str]) -> list[float]:
+    def input_ids(self, problems: Sequence[str], reasonings: Sequence[str]) -> list[list[int]]:
+        """The token ids the model reads for each (problem, reasoning), cut at max_length."""
         _check_lengths(problems, reasonings)
-        if not problems:
-            return []
         texts = [format_input(p, r, self.template) for p, r in zip(problems, reasonings)]
-        ids = encode(self.tokenizer, texts, self.max_length)
+        return encode(self.tokenizer, texts, self.max_length) if texts else []
+
+    def score(self, problems: list[str], reasonings: list[str]) -> list[float]:
+        ids = self.input_ids(problems, reasonings)
+        if not ids:
+            return []
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         scores = [0.0] * len(ids)
         for start in range(0, len(order), self.batch_size):

@@ -1,6 +1,7 @@
 """Train the thinking reward model on preference pairs with the Bradley–Terry loss (TRL's RewardTrainer).
 
-Each side of a pair is one text, `TEMPLATE` with the problem and the reasoning; the loss is
+Each side of a pair is one text, `format_input(problem, reasoning)` — the very text the reward model
+scores in rewards and in the benchmark (the reasoning alone; pair builders keep code apart); the loss is
 -log σ(r_chosen - r_rejected - margin), the margin chosen per pair kind (e.g. larger for
 optimized>degraded than for optimized>original). Any causal LM (it gets a one-output
 sequence-classification head; the EOS token pads when there is no pad token) or BERT-style encoder works.
@@ -8,8 +9,10 @@ sequence-classification head; the EOS token pads when there is no pad token) or 
 How RewardTrainer is used, and why: pairs are tokenized here (`chosen_ids`/`rejected_ids`), which
 TRL takes as they are. On raw text TRL appends `tokenizer.eos_token` (None for BERT-style tokenizers:
 a TypeError) and drops, rather than cuts, pairs longer than max_length; here long texts are cut, no
-EOS is added, and scoring (`pgrpo.rm.score`) tokenizes the same way. The output directory holds the
-model (LoRA merged), its tokenizer and `pgrpo_rm.json` (template, backbone, max_length, config, metrics).
+EOS is added, and scoring (`pgrpo.rm.score`) tokenizes the same way. A pair whose two sides are the same
+tokens after the cut teaches nothing (a zero-gradient tie); it is dropped and counted. The output
+directory holds the model (LoRA merged), its tokenizer and `pgrpo_rm.json` (template, backbone,
+max_length, config, metrics, and the training problems that `pgrpo rm bench` checks for overlap).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class RMTrainConfig:
     gradient_accumulation_steps: int = 1
     """Steps whose gradients add up before one optimizer update."""
     max_length: int = DEFAULT_MAX_LENGTH
-    """Tokens per text (problem + reasoning); longer texts lose their end. Capped by the model's positions."""
+    """Tokens per text (problem + reasoning); longer texts lose their end. Capped by the model's positions
+    (512 for MiniLM/BERT). The default fits the data: see `pgrpo.rm.score.DEFAULT_MAX_LENGTH`."""
     margin: dict[str, float] = field(default_factory=dict)
     """Bradley–Terry margin by pair kind, e.g. {"optimized>degraded": 1.0}; unlisted kinds get 0."""
     lora: bool = False
@@ -64,6 +68,9 @@ class RMTrainConfig:
     """LoRA scaling numerator (the update is scaled by alpha / r)."""
     eval_pairs: str | None = None
     """Held-out pairs JSONL, evaluated each epoch (pairwise accuracy) when no pairs are passed in."""
+    allow_overlap: bool = False
+    """Evaluate on held-out pairs even when some share a problem with the training pairs (by id or
+    normalised text); otherwise that is refused. Recorded in the metrics (`eval_overlap`)."""
     seed: int = 0
     """Seed for the head's initialisation and data order."""
     bf16: bool | None = None
@@ -111,19 +118,21 @@ def _cuda_bf16() -> bool:
 
 
 def _dataset(pairs: Sequence[Any], tokenizer: Any, max_length: int, margin: dict[str, float]):
-    """The tokenized pairs TRL trains on, and how many pairs had a side cut at max_length."""
+    """(the tokenized pairs TRL trains on, pairs kept with a side cut at max_length, pairs dropped because
+    their two sides are identical after the cut)."""
     from datasets import Dataset
 
+    chosen = encode(tokenizer, [format_input(p.problem, p.chosen) for p in pairs], max_length)
+    rejected = encode(tokenizer, [format_input(p.problem, p.rejected) for p in pairs], max_length)
+    keep = [i for i, (c, r) in enumerate(zip(chosen, rejected)) if c != r]
     columns: dict[str, list] = {
-        "chosen_ids": encode(tokenizer, [format_input(p.problem, p.chosen) for p in pairs], max_length),
-        "rejected_ids": encode(tokenizer, [format_input(p.problem, p.rejected) for p in pairs], max_length),
+        "chosen_ids": [chosen[i] for i in keep],
+        "rejected_ids": [rejected[i] for i in keep],
     }
     if margin:
-        columns["margin"] = [float(margin.get(p.kind, 0.0)) for p in pairs]
-    cut = sum(
-        max(len(c), len(r)) >= max_length for c, r in zip(columns["chosen_ids"], columns["rejected_ids"])
-    )
-    return Dataset.from_dict(columns), cut
+        columns["margin"] = [float(margin.get(pairs[i].kind, 0.0)) for i in keep]
+    cut = sum(max(len(chosen[i]), len(rejected[i])) >= max_length for i in keep)
+    return Dataset.from_dict(columns), cut, len(pairs) - len(keep)
 
 
 def _reward_config(cfg: RMTrainConfig, has_eval: bool, bf16: bool):
@@ -167,7 +176,8 @@ def train_reward_model(
     `eval_accuracy`, its interval and `eval_report` are the final model's, a tie counting half."""
     from trl import RewardTrainer
 
-    from pgrpo.rm.bench import pairwise_accuracy
+    from pgrpo.rm.bench import pairwise_accuracy, without_identical
+    from pgrpo.rm.overlap import check_overlap, training_problems
     from pgrpo.rm.pairs import read_pairs
 
     cfg.validate()
@@ -175,12 +185,25 @@ def train_reward_model(
         raise ValueError("no training pairs")
     if eval_pairs is None and cfg.eval_pairs:
         eval_pairs = read_pairs(cfg.eval_pairs, dimensions=None)
+    trained_on = training_problems(train_pairs)
+    eval_overlap = None
+    if eval_pairs:
+        where = "the training pairs (held-out pairs must come from unseen problems)"
+        eval_overlap = check_overlap(eval_pairs, trained_on, where, allow=cfg.allow_overlap)
     bf16 = _cuda_bf16() if cfg.bf16 is None else cfg.bf16
 
     model, tokenizer = load_reward_backbone(cfg.backbone, seed=cfg.seed)
     max_length = max_positions(model, cfg.max_length)
-    train_set, cut = _dataset(train_pairs, tokenizer, max_length, cfg.margin)
-    eval_set = _dataset(eval_pairs, tokenizer, max_length, cfg.margin)[0] if eval_pairs else None
+    train_set, cut, identical = _dataset(train_pairs, tokenizer, max_length, cfg.margin)
+    if len(train_set) == 0:
+        raise ValueError(
+            f"all {len(train_pairs)} training pairs have identical sides after truncation at {max_length} "
+            "tokens: raise max_length, or put the difference earlier in the reasoning"
+        )
+    eval_set, eval_identical = None, None
+    if eval_pairs:
+        eval_set, _, eval_identical = _dataset(eval_pairs, tokenizer, max_length, cfg.margin)
+        eval_set = eval_set if len(eval_set) else None
 
     trainer = RewardTrainer(
         model=model,
@@ -197,6 +220,8 @@ def train_reward_model(
         model = model.merge_and_unload()
     metrics: dict[str, Any] = {
         "train_pairs": len(train_pairs),
+        "train_pairs_identical_after_truncation": identical,
+        "train_pairs_used": len(train_set),
         "train_pairs_cut": cut,
         "max_length": max_length,
         "train_loss": result.training_loss,
@@ -209,14 +234,18 @@ def train_reward_model(
         ],
     }
     if eval_pairs:
+        metrics.update(eval_pairs=len(eval_pairs), eval_pairs_identical_after_truncation=eval_identical)
+        metrics.update(eval_overlap=eval_overlap)
+    if eval_set is not None:
         scorer = LocalScorer.from_model(model, tokenizer, batch_size=cfg.batch_size, max_length=max_length)
-        problems = [p.problem for p in eval_pairs]
-        chosen = scorer.score(problems, [p.chosen for p in eval_pairs])
-        rejected = scorer.score(problems, [p.rejected for p in eval_pairs])
-        report = pairwise_accuracy(eval_pairs, chosen, rejected, seed=cfg.seed)
-        metrics.update(eval_pairs=len(eval_pairs), eval_accuracy=report["overall"]["accuracy"])
+        kept, _ = without_identical(eval_pairs, scorer)
+        problems = [p.problem for p in kept]
+        chosen = scorer.score(problems, [p.chosen for p in kept])
+        rejected = scorer.score(problems, [p.rejected for p in kept])
+        report = pairwise_accuracy(kept, chosen, rejected, seed=cfg.seed)
+        metrics.update(eval_accuracy=report["overall"]["accuracy"])
         metrics.update(eval_accuracy_ci=report["overall"]["ci"], eval_report=report)
-    _save(cfg, model, tokenizer, max_length, metrics)
+    _save(cfg, model, tokenizer, max_length, metrics, trained_on)
     metrics["output_dir"] = cfg.output_dir
     return metrics
 
@@ -234,7 +263,9 @@ def _lora_config(cfg: RMTrainConfig):
     )
 
 
-def _save(cfg: RMTrainConfig, model: Any, tokenizer: Any, max_length: int, metrics: dict) -> None:
+def _save(
+    cfg: RMTrainConfig, model: Any, tokenizer: Any, max_length: int, metrics: dict, problems: dict
+) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
     def installed(package: str) -> str | None:
@@ -253,6 +284,7 @@ def _save(cfg: RMTrainConfig, model: Any, tokenizer: Any, max_length: int, metri
         "max_length": max_length,
         "config": dataclasses.asdict(cfg),
         "metrics": metrics,
+        "train_problems": problems,
         "versions": {p: installed(p) for p in ("torch", "transformers", "trl", "peft")},
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

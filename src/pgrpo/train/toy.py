@@ -164,10 +164,12 @@ def toy_rewrites(problem: Problem, dimension: str, rng: random.Random) -> tuple[
 
 
 def toy_pairs(problems: list[Problem], seed: int = 0) -> list:
-    """OD preference pairs (three kinds per dimension) over the toy problems' thinking, as `Pair`s."""
-    from pgrpo.rm.pairs import DIMENSIONS, OD_KINDS, Pair
+    """OD preference pairs (three kinds per dimension) over the toy problems' thinking, as `Pair`s, made
+    by the same `od_pair` as every other OD builder (so the reward model reads what it will score)."""
+    from pgrpo.rm.pairs import DIMENSIONS, OD_KINDS, od_pair
 
     pairs = []
+    meta = {"synthetic": True, "domain": "toy"}
     for problem in problems:
         for dim in DIMENSIONS:
             original, optimized, degraded = toy_rewrites(
@@ -175,15 +177,5 @@ def toy_pairs(problems: list[Problem], seed: int = 0) -> list:
             )
             texts = {"original": original, "optimized": optimized, "degraded": degraded}
             for kind, (good, bad) in OD_KINDS.items():
-                pairs.append(
-                    Pair(
-                        id=f"{problem.id}/{dim}/{kind}",
-                        problem=problem.prompt,
-                        chosen=texts[good],
-                        rejected=texts[bad],
-                        dimension=dim,
-                        kind=kind,
-                        meta={"problem_id": problem.id, "synthetic": True, "domain": "toy"},
-                    )
-                )
+                pairs.append(od_pair(problem, dim, kind, texts[good], texts[bad], meta))
     return pairs
