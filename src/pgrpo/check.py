@@ -20,11 +20,14 @@ class CheckReport:
     verdicts: collections.Counter = field(default_factory=collections.Counter)
     seconds: float = 0.0
     layers: dict = field(default_factory=dict)
+    sandbox_errors: collections.Counter = field(default_factory=collections.Counter)  # by message
 
     def add(self, result: ExecResult) -> None:
         self.total += 1
         self.passed += result.passed
         self.verdicts[result.verdict.value] += 1
+        if result.verdict is Verdict.SANDBOX_ERROR:
+            self.sandbox_errors[result.message[:300]] += 1
 
     def render(self) -> str:
         rate = self.total / self.seconds if self.seconds else 0.0
@@ -36,7 +39,9 @@ class CheckReport:
             if self.verdicts[verdict.value]:
                 lines.append(f"  {verdict.value:<16} {self.verdicts[verdict.value]}")
         if self.verdicts[Verdict.SANDBOX_ERROR.value]:
-            lines.append("  sandbox_error counts infrastructure faults, not wrong programs")
+            lines.append("  sandbox_error counts infrastructure faults, not wrong programs:")
+            for message, n in self.sandbox_errors.most_common(3):
+                lines.append(f"    {n} × {message or '(no message)'}")
         off = [name for name, on in self.layers.items() if not on]
         if off:
             lines.append(f"  isolation layers not active here: {', '.join(off)} (see `pgrpo sandbox info`)")

@@ -18,7 +18,11 @@ What this protects against (each family has a test in tests/test_sandbox_attacks
 - resources: CPU, wall time, address space, processes, file size, output size, open files;
 - escapes: no network interfaces, a read-only root with one writable directory, a uid of its own,
   and every process a run started is killed before its result is reported;
-- crashes of any kind end as runtime_error, and the worker and the batch carry on.
+- crashes of any kind end as runtime_error, and the worker and the batch carry on;
+- a program or test that needs a benchmark library this machine lacks (the `programs` extra) ends as
+  sandbox_error naming the library, not as a wrong program;
+- runs never write into the caller's working directory: tests run in a private directory here,
+  programs in their own inside the sandbox.
 
 What it does not protect against:
 - kernel exploits (there is no seccomp filter) and side channels between concurrent runs;
@@ -39,9 +43,13 @@ What it does not protect against:
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
+import importlib.util
 import marshal
 import os
 import pickle
+import re
 import signal
 import socket
 import struct
@@ -62,6 +70,10 @@ from pgrpo.types import AnswerTest, AssertTest, CallTest, ExecResult, Problem, S
 
 OUTPUT_LIMIT_MB = 16
 MAX_PROGRAM_BYTES = 4 * 1024 * 1024
+# What benchmark programs and their tests import beyond the standard library: the `programs` extra
+# of pyproject.toml (tests/test_sandbox_host.py keeps the two lists equal).
+PROGRAM_LIBRARIES = frozenset({"numpy", "pandas", "pytest"})
+_NO_MODULE = re.compile(r"No module named '([A-Za-z_][\w.]*)'")
 
 
 def compile_program(code: str, name: str) -> tuple[str | None, str]:
@@ -85,6 +97,38 @@ def _private_dir() -> str:
 
 
 # ----------------------------------------------------------------------------- verdicts
+
+
+@functools.cache
+def _installed(name: str) -> bool:
+    """Whether `name` can be imported here; programs run on this same interpreter and libraries."""
+    return importlib.util.find_spec(name) is not None
+
+
+def missing_library(text: str, installed: Any = _installed) -> str | None:
+    """The benchmark library that an error message or a traceback says is missing, when this machine
+    really lacks it (a library outside PROGRAM_LIBRARIES is the program's own mistake)."""
+    for name in _NO_MODULE.findall(text):
+        top = name.split(".")[0]
+        if top in PROGRAM_LIBRARIES and not installed(top):
+            return top
+    return None
+
+
+def blame_missing_library(result: TestResult, stderr: str = "", installed: Any = _installed) -> TestResult:
+    """A test that ended because a benchmark library is not installed judged nothing: sandbox_error
+    (masked in rewards, counted) with a message that says what to install. A program could print the
+    same words to be masked rather than failed, but only on a machine that lacks the library."""
+    if result.verdict not in (Verdict.RUNTIME_ERROR, Verdict.FAILED, Verdict.SANDBOX_ERROR):
+        return result
+    library = missing_library(f"{result.message}\n{stderr}", installed)
+    if library is None:
+        return result
+    message = (
+        f"needs {library}, which is not installed where programs run: pip install 'pgrpo[programs]' "
+        "(in a clone: pip install -e '.[programs]')"
+    )
+    return dataclasses.replace(result, verdict=Verdict.SANDBOX_ERROR, message=message)
 
 
 def _exit_verdict(report: dict, stdout_fd: int | None, output_limit: int) -> tuple[Verdict, str]:
@@ -190,7 +234,7 @@ class Runner:
         if module_tests:
             module_results, stderr = self._run_module(problem, compiled, module_tests, limit)
             for test, result in zip(module_tests, module_results):
-                results[id(test)] = result
+                results[id(test)] = blame_missing_library(result)
         for test in problem.tests:
             if isinstance(test, StdioTest):
                 results[id(test)], err = self._run_stdio(problem, compiled, test, limit)
@@ -229,7 +273,8 @@ class Runner:
             if verdict is Verdict.PASSED and not outputs_match(test.stdout, _read_fd(stdout, output_limit)):
                 verdict, message = Verdict.FAILED, "wrong output"
             result = TestResult(verdict, wall, report["cpu_s"], report["maxrss_kb"] / 1024, message=message)
-            return result, _tail(stderr)
+            err = _tail(stderr)
+            return blame_missing_library(result, err), err
         finally:
             os.close(stdin)
 
