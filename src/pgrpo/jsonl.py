@@ -38,6 +38,7 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     """Write rows atomically enough for our use (write then rename); returns the number of rows."""
     path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
