@@ -51,7 +51,7 @@ def _defines(code: str, name: str) -> bool:
 
 
 def program_for(problem: Problem, sample: Sample) -> str:
-    """The full program a sample stands for (DESIGN.md §3, samples format), below the problem's
+    """The full program a sample stands for (docs/formats.md, samples format), below the problem's
     `metadata["program_prefix"]` when it has one (LiveCodeBench's imports for LeetCode-style answers)."""
     prefix = problem.metadata.get("program_prefix", "")
     if sample.solution is not None:

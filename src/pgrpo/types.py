@@ -2,7 +2,7 @@
 
 Data flows one way: Problem -> Sample -> ExecResult -> (rewards, pass@k, search scores).
 Everything here is plain data with a `to_dict`/`from_dict` pair matching the JSONL formats of
-DESIGN.md §3; nothing here imports anything heavy.
+docs/formats.md; nothing here imports anything heavy.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ DEFAULT_TIME_LIMIT_S = 10.0
 DEFAULT_MEMORY_LIMIT_MB = 1024
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """How one test (or a whole sample) ended. Only `sandbox_error` is ever the executor's fault."""
 
     PASSED = "passed"
@@ -26,9 +26,6 @@ class Verdict(str, enum.Enum):
     MEMORY_EXCEEDED = "memory_exceeded"
     OUTPUT_EXCEEDED = "output_exceeded"
     SANDBOX_ERROR = "sandbox_error"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class ProblemFormatError(ValueError):

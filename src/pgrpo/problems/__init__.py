@@ -1,6 +1,6 @@
 """Problem sources by name: turn a dataset spec from the command line into a list of `Problem`.
 
-A spec is one of (DESIGN.md §3):
+A spec is one of (docs/formats.md):
 - a path to native JSONL, ending in `.jsonl`;
 - a bare name for data shipped inside an installed package: `humaneval`;
 - `NAME:PATH` for a file in a known format: `mbpp:PATH`, `lbpp:PATH`, `humaneval:PATH` (the ORPS

@@ -1,4 +1,4 @@
-"""Native problem JSONL (DESIGN.md §3): one `Problem.to_dict()` object per line.
+"""Native problem JSONL (docs/formats.md): one `Problem.to_dict()` object per line.
 
 Also home to `unique`, the duplicate-id check every file loader shares.
 """

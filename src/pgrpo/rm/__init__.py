@@ -1,6 +1,6 @@
 """The thinking reward model: its preference data, its training and its pairwise benchmark.
 
-- `pairs`: the preference-pair JSONL format (DESIGN.md §3) and the OD method that builds pairs, with an
+- `pairs`: the preference-pair JSONL format (docs/formats.md) and the OD method that builds pairs, with an
   LLM or, offline, from reference solutions (`synthetic`).
 - `natural`: LCB-RB-style pairs from sampled traces, reasoning whose code passed over reasoning whose
   code failed.

@@ -1,6 +1,6 @@
 """Preference pairs for the thinking reward model: the JSONL format and two ways to build them.
 
-A pair is (problem, chosen reasoning, rejected reasoning, dimension, kind), DESIGN.md §3. A side is
+A pair is (problem, chosen reasoning, rejected reasoning, dimension, kind), docs/formats.md. A side is
 reasoning only: builders keep a trace's final code block in the pair's meta (`od_pair`), so the reward
 model is trained on the text it scores (`pgrpo.rm.score.format_input`). Builders:
 
@@ -89,7 +89,7 @@ REASONS = (
 
 
 class PairFormatError(ProblemFormatError):
-    """A preference-pair line that does not follow DESIGN.md §3."""
+    """A preference-pair line that does not follow docs/formats.md."""
 
 
 class FilterCounts(Counter):

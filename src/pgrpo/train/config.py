@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 # The paper's choices where it states them (DAPO-style clip-higher instead of a KL term) and documented
 # defaults where it does not (group size, learning rate, lengths). The one table of these defaults:

@@ -9,7 +9,7 @@ Both return verl's dict form, `{"score": total, ...metrics}`: verl puts `score` 
 and gathers every key into `reward_extra_info`, so every dict has the same keys, all numbers: `format`,
 `outcome`, `thinking` (0 when not scored: see `thinking_called`), `thinking_called`, `passed`, `masked`.
 
-`ground_truth` is the problem in the native JSON format (DESIGN.md §3): a JSON string (recommended: a
+`ground_truth` is the problem in the native JSON format (docs/formats.md): a JSON string (recommended: a
 parquet struct column cannot hold tests whose fields differ in type) or a dict (parquet's None fillers at
 the top level are dropped). Rewards come from `pgrpo.rewards.score_completions`, the path TRL training uses.
 
