@@ -244,7 +244,7 @@ def test_pgrpo_style_scores_samples_as_the_reward_does_and_reports_the_format_ra
     assert results[2]["program"] is None and results[2]["message"] == "no code in the completion"
     assert report["format_rate"] == pytest.approx(1 / 3) and report["well_formed"] == 1
     assert report["prompt"]["style"] == "pgrpo"
-    assert "| format rate (R_format = 1) | 0.3333 (1 samples) |" in (tmp_path / "p" / "report.md").read_text()
+    assert "| format rate (R_format = 1) | 0.3333 (1/3) |" in (tmp_path / "p" / "report.md").read_text()
     # every style reports it; solutions are not completions, so there is no rate to give
     assert _eval(samples, tmp_path / "i")["format_rate"] == pytest.approx(1 / 3)
     solutions = tmp_path / "sol.jsonl"

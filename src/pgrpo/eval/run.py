@@ -198,6 +198,7 @@ def summarise(
         # R_format = 1 share over the samples that are completions (None: all were full solutions)
         "format_rate": sum(judged) / len(judged) if judged else None,
         "well_formed": sum(judged),
+        "completions": len(judged),
         "verdicts": {v.value: verdicts.get(v.value, 0) for v in Verdict},
         "infrastructure_failures": verdicts.get(Verdict.SANDBOX_ERROR.value, 0),
     }
@@ -231,7 +232,7 @@ def markdown(report: dict) -> str:
     lines.append(
         "| format rate (R_format = 1) | – | |"
         if rate is None
-        else f"| format rate (R_format = 1) | {rate:.4f} ({report['well_formed']} samples) | |"
+        else f"| format rate (R_format = 1) | {rate:.4f} ({report['well_formed']}/{report['completions']}) | |"
     )
     lines += ["", "| verdict | samples |", "|---|---:|"]
     lines += [f"| {v} | {count} |" for v, count in report["verdicts"].items() if count]
