@@ -9,7 +9,7 @@ import pytest
 
 from pgrpo.cli import main
 from pgrpo.llm import BACKENDS
-from pgrpo.prompting import SYSTEM_PROMPT
+from pgrpo.prompting import SYSTEM_PROMPT, task_text
 from pgrpo.rm.natural import NaturalConfig, build_pairs_natural
 from pgrpo.rm.pairs import read_pairs
 from pgrpo.types import AssertTest, CallTest, Problem, StdioTest
@@ -84,7 +84,7 @@ class ScriptedModel:
 
 def _model() -> ScriptedModel:
     return ScriptedModel(
-        {ADD.prompt: ADD_SAMPLES, EVENS.prompt: EVENS_SAMPLES, DOUBLE.prompt: DOUBLE_SAMPLES}
+        {task_text(ADD): ADD_SAMPLES, task_text(EVENS): EVENS_SAMPLES, task_text(DOUBLE): DOUBLE_SAMPLES}
     )
 
 
@@ -98,7 +98,7 @@ def test_natural_pairs_match_passing_and_failing_traces_of_the_same_problem(exec
     # the training prompt, sampled with the configured settings
     assert model.prompts[0] == [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": ADD.prompt},
+        {"role": "user", "content": task_text(ADD)},
     ]
     assert model.params.n == 6 and model.params.temperature == 0.8
     # ADD: passing samples 0 and 2; failing 1, 3 (timeout) and 5; sample 4 has no reasoning

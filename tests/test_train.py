@@ -449,3 +449,19 @@ def test_demo_full_size_raises_pass_at_1(tmp_path, variant):
 
     summary = run_demo(DemoConfig(out_dir=str(tmp_path), variant=variant))
     assert summary["pass_at_1_after"] > summary["pass_at_1_before"]
+
+
+@needs_shared_data
+def test_training_prompt_names_the_function_the_tests_call():
+    """MBPP statements do not name the function; a policy that is never told it can pass only by luck."""
+    from pgrpo.problems import load_problems
+    from pgrpo.train.grpo import problems_dataset
+
+    mbpp = load_problems(f"mbpp:{SHARED_DATA / 'mbpp' / 'train.jsonl'}")[:3]
+    for chat in (False, True):
+        prompts = problems_dataset(mbpp, chat=chat)["prompt"]
+        for problem, prompt in zip(mbpp, prompts):
+            text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+            assert f"`{problem.entry_point}`" in text and problem.prompt.strip() in text
+    # a statement that names its function is left as it is (the demo's toy problems)
+    assert problems_dataset(TRAIN[:1], chat=False, system_prompt="")["prompt"] == [TRAIN[0].prompt + "\n"]

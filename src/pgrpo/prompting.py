@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pgrpo.types import Problem, Sample
+from pgrpo.types import Problem, Sample, StdioTest
 
 SYSTEM_PROMPT = (
     resources.files("pgrpo.prompts").joinpath("pgrpo_system.txt").read_text(encoding="utf-8").rstrip("\n")
@@ -76,10 +76,37 @@ def plain_text(messages: list[dict]) -> str:
     return "\n\n".join(kept) + "\n"
 
 
-def training_prompt(text: str, chat: bool, system_prompt: str = SYSTEM_PROMPT) -> str | list[dict]:
-    """The prompt `pgrpo train` shows for a problem stated by `text`: a system and a user message, or
-    (`chat` False: no chat template) `f"{system_prompt}\\n\\n{text}\\n"`."""
-    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": text}]
+def is_code_prompt(problem: Problem) -> bool:
+    """HumanEval-style: the prompt is the start of the program (a signature and docstring)."""
+    return bool(problem.entry_point) and f"def {problem.entry_point}(" in problem.prompt
+
+
+def requirements(problem: Problem) -> str:
+    """What the tests need that the statement may not say: the function name they call (MBPP's
+    statements do not name it), or that the program reads standard input."""
+    if any(isinstance(t, StdioTest) for t in problem.tests):
+        return "Read the input from standard input and write the answer to standard output."
+    if problem.entry_point and not is_code_prompt(problem):
+        return f"The solution must define `{problem.entry_point}`; the tests call it by that name."
+    return ""
+
+
+def task_text(problem: Problem) -> str:
+    """The problem as the policy reads it in training: its statement, then `requirements` unless the
+    statement already names the function (without them an MBPP policy is rewarded only when it guesses
+    the name the tests call)."""
+    extra = requirements(problem)
+    named = problem.entry_point and re.search(rf"\b{re.escape(problem.entry_point)}\b", problem.prompt)
+    if not extra or (named and not any(isinstance(t, StdioTest) for t in problem.tests)):
+        return problem.prompt
+    return f"{problem.prompt.rstrip()}\n\n{extra}"
+
+
+def training_prompt(problem: Problem, chat: bool, system_prompt: str = SYSTEM_PROMPT) -> str | list[dict]:
+    """The prompt `pgrpo train` shows for `problem` (and `pgrpo eval --prompt-style pgrpo`, and natural
+    pairs): a system and a user message with `task_text`, or (`chat` False: no chat template) their
+    plain-text form `f"{system_prompt}\\n\\n{task}\\n"`."""
+    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": task_text(problem)}]
     return messages if chat else plain_text(messages)
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from pgrpo.prompting import SYSTEM_PROMPT, plain_text, training_prompt
-from pgrpo.types import AnswerTest, Problem, StdioTest
+from pgrpo.prompting import SYSTEM_PROMPT, is_code_prompt, plain_text, requirements, training_prompt
+from pgrpo.types import AnswerTest, Problem
 
 STYLES = ("instruct", "completion", "pgrpo")
 MAX_TOKENS = {"pgrpo": 4096}  # the paper's policy writes up to 4K tokens of reasoning and code
@@ -26,19 +26,6 @@ COMPLETION_STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert
 @functools.cache
 def template(name: str) -> str:
     return resources.files("pgrpo.prompts").joinpath(name).read_text(encoding="utf-8")
-
-
-def is_code_prompt(problem: Problem) -> bool:
-    """HumanEval-style: the prompt is the start of the program (a signature and docstring)."""
-    return bool(problem.entry_point) and f"def {problem.entry_point}(" in problem.prompt
-
-
-def requirements(problem: Problem) -> str:
-    if any(isinstance(t, StdioTest) for t in problem.tests):
-        return "Read the input from standard input and write the answer to standard output."
-    if problem.entry_point and not is_code_prompt(problem):
-        return f"The solution must define `{problem.entry_point}`; the tests call it by that name."
-    return ""
 
 
 def max_tokens_for(style: str) -> int:
@@ -54,7 +41,7 @@ def build_prompt(
     if style not in STYLES:
         raise ValueError(f"unknown prompt style {style!r}; choose one of {', '.join(STYLES)}")
     if style == "pgrpo":
-        return training_prompt(problem.prompt, chat, system_prompt)
+        return training_prompt(problem, chat, system_prompt)
     if any(isinstance(t, AnswerTest) for t in problem.tests):
         text = template("eval_math.txt").format(task=problem.prompt.strip())
         return [{"role": "user", "content": text}] if style == "instruct" and chat else text + "\n"

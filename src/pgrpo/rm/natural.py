@@ -189,7 +189,7 @@ def _sample_and_run(
         max_tokens=config.max_tokens,
         seed=config.seed,
     )
-    outputs = generator.generate([training_prompt(p.prompt, config.chat, system) for p in batch], params)
+    outputs = generator.generate([training_prompt(p, config.chat, system) for p in batch], params)
     flat = [(b, i, text) for b, texts in enumerate(outputs) for i, text in enumerate(texts)]
     results = score_completions(
         [batch[b] for b, _, _ in flat], [t for _, _, t in flat], executor=executor, variant="outcome"

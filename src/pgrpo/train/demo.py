@@ -63,6 +63,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     import torch
 
     from pgrpo.overlap import check_disjoint, problem_keys
+    from pgrpo.prompting import training_prompt
     from pgrpo.rm.bench import LengthScorer, run_bench
     from pgrpo.rm.score import LocalScorer
     from pgrpo.rm.train import RMTrainConfig, train_reward_model
@@ -81,8 +82,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     )
     _log(f"{len(train)} training and {len(held_out)} held-out toy problems (disjoint by id and prompt)")
 
-    def prompt(p):
-        return f"{p.prompt}\n"
+    def prompt(p):  # exactly what GRPO shows (the demo has no system prompt and no chat template)
+        return training_prompt(p, chat=False, system_prompt="")
 
     train_pairs, test_pairs = toy_pairs(train, cfg.seed), toy_pairs(held_out, cfg.seed)
     corpus = [prompt(p) + reference_completion(p) for p in train + held_out]

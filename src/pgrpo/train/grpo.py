@@ -364,13 +364,9 @@ def problems_dataset(problems: Sequence[Problem], chat: bool, system_prompt: str
     """A `datasets.Dataset` with `prompt` (text, or chat messages) and `problem_id` columns."""
     from datasets import Dataset
 
-    if chat:
-        prompts = [
-            [{"role": "system", "content": system_prompt}, {"role": "user", "content": p.prompt}]
-            for p in problems
-        ]
-    else:
-        prompts = [f"{system_prompt}\n\n{p.prompt}\n" if system_prompt else f"{p.prompt}\n" for p in problems]
+    from pgrpo.prompting import training_prompt
+
+    prompts = [training_prompt(p, chat, system_prompt) for p in problems]
     return Dataset.from_dict({"prompt": prompts, "problem_id": [p.id for p in problems]})
 
 
