@@ -62,6 +62,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    from pgrpo.jsonl import write_jsonl
     from pgrpo.overlap import check_disjoint, problem_keys
     from pgrpo.prompting import training_prompt
     from pgrpo.rm.bench import LengthScorer, run_bench
@@ -174,6 +175,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         after, after_rows = _pass_at_1(policy, tokenizer, held_out, executor, prompt)
         _log(f"pass@1 after GRPO: {after:.3f} ({result.seconds:.0f} s of GRPO, {result.steps} steps)")
 
+    write_jsonl(out / "problems" / "train.jsonl", (p.to_dict() for p in train))
+    write_jsonl(out / "problems" / "held_out.jsonl", (p.to_dict() for p in held_out))
     with (out / "held_out.jsonl").open("w") as f:
         for b, a in zip(before_rows, after_rows):
             f.write(json.dumps({"id": b["id"], "before": b, "after": a}) + "\n")

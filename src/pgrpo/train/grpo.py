@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgrpo.prompting import SYSTEM_PROMPT
+from pgrpo.prompting import SYSTEM_PROMPT, TrainedPrompt
 from pgrpo.rewards import (
     FormatSpec,
     RewardBreakdown,
@@ -435,6 +435,9 @@ def run_grpo(
     seconds = time.perf_counter() - start
     trainer.model.eval()
     trainer.save_model(str(out / "final"))
+    # how the policy was prompted, beside it: `pgrpo eval --prompt-style pgrpo` and natural pairs read it
+    spec = reward.spec
+    TrainedPrompt(system_prompt, chat, spec.think_tag, spec.answer_tag).write(out, out / "final")
     (out / "reward_stats.json").write_text(
         json.dumps(
             {

@@ -125,7 +125,7 @@ def lora_config(cfg: TrainConfig) -> Any:
 def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
     import torch
 
-    from pgrpo.prompting import SYSTEM_PROMPT, TrainedPrompt
+    from pgrpo.prompting import SYSTEM_PROMPT
     from pgrpo.rewards import FormatSpec, RewardWeights
     from pgrpo.sandbox.pool import Executor
     from pgrpo.train.grpo import GatedReward, problems_dataset, run_grpo
@@ -169,7 +169,6 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
             resume=resume,
             plots=cfg.output.plots,
         )
-    TrainedPrompt(system_prompt, chat, cfg.reward.think_tag, cfg.reward.answer_tag).write(out, out / "final")
     summary = {
         "output_dir": result.output_dir,
         "steps": result.steps,
