@@ -5,7 +5,7 @@ For assert and call tests the candidate runs as a module in one confined process
 program and its stdout is compared here. Timing and memory figures come from the kernel (/proc and
 wait4), never from the candidate.
 
-What this protects against (each family has a test in tests/test_sandbox_attacks.py):
+What this protects against (each family has a test in tests/sandbox/test_<family>.py):
 - early exits faking success (sys.exit, os._exit, atexit, excepthook, __del__, BaseException in a
   call): a verdict is decided here from values and the kernel's exit report, never from an exit code
   alone, and the program cannot report "passed";
