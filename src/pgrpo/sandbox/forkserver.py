@@ -3,6 +3,7 @@ running program by pidfd, and the small descriptor and /proc helpers that go wit
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -47,7 +48,7 @@ class ForkServer:
         self.pid = _pid_of(fds[0])
         os.close(fds[0])
         self.workdir = f"/proc/{self.pid}/root{hello['workdir']}"
-        self.run_child = None
+        self.run_child: tuple[int, int] | None = None  # the running program: (pid, pidfd)
 
     def _recv(self) -> tuple[dict, list[int]]:
         try:
@@ -56,13 +57,26 @@ class ForkServer:
             raise SandboxFault(f"fork server stopped answering: {e}") from None
 
     def start(self, job: dict, fds: dict[str, int]) -> None:
-        """Send a run. The fork server answers once, when the run's processes are all gone."""
-        self.run_child: tuple[int, int] | None = None
-        job = {**job, "op": "run", "fds": list(fds)}
+        """Send a run. The fork server answers once, when the run's processes are all gone.
+
+        `job["code"]` (the marshalled program, base64) travels in a memfd that only the forked
+        child reads: the fork server never holds a sample's text, which later runs would inherit."""
+        self._forget_child()
+        job = dict(job)
+        program = _memfd("program", base64.b64decode(job.pop("code")))
+        fds = {"program": program, **fds}
+        job.update(op="run", fds=list(fds))
         try:
             wire.send_msg(self.sock, job, list(fds.values()))
         except OSError as e:
             raise SandboxFault(f"fork server unreachable: {e}") from None
+        finally:
+            os.close(program)
+
+    def _forget_child(self) -> None:
+        if self.run_child is not None:
+            os.close(self.run_child[1])
+        self.run_child = None
 
     def run_pid(self) -> int | None:
         """The running program's pid (in our namespace), found from the kernel, never from the
@@ -91,15 +105,18 @@ class ForkServer:
                 pass
 
     def wait_exited(self) -> dict:
-        message, _ = self._recv()
-        if self.run_child is not None:
-            os.close(self.run_child[1])
-            self.run_child = None
+        try:
+            message, fds = self._recv()
+        finally:  # the pidfd is closed even when the fork server died
+            self._forget_child()
+        for fd in fds:
+            os.close(fd)
         if message.get("event") != "exited":
             raise SandboxFault(f"unexpected reply from fork server: {message}")
         return message
 
     def close(self) -> None:
+        self._forget_child()
         self.sock.close()
         try:
             self.proc.wait(timeout=5)

@@ -12,9 +12,11 @@ import errno
 import os
 import resource
 import stat
+import struct
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 0x1
@@ -28,6 +30,8 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 
 # The interpreter links libc; CDLL(None) finds it without ctypes.util (which imports subprocess).
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -36,19 +40,25 @@ _libc = ctypes.CDLL(None, use_errno=True)
 LAYER_NAMES = (
     "pid_namespace",
     "net_namespace",
+    "ipc_namespace",
     "filesystem",
     "unprivileged_uid",
     "no_new_privs",
+    "keyring_filter",
     "subreaper",
     "rlimits",
 )
 LAYER_HELP = {
     "pid_namespace": "each worker is init of its own PID namespace: after a run every process it left is killed",
     "net_namespace": "no network interfaces (not even loopback up)",
+    "ipc_namespace": "each run has IPC of its own: no System V shared memory, semaphores or message queues, "
+    "nor POSIX queues, of the host or of an earlier run",
     "filesystem": "chroot into a read-only view of the interpreter and system libraries; only the run's own "
     "temporary directory is writable; no /proc, no project files",
     "unprivileged_uid": "runs as a uid of its own, so it cannot signal or ptrace the worker, and process limits apply",
     "no_new_privs": "no privilege regain through setuid binaries",
+    "keyring_filter": "a seccomp filter refuses the kernel keyring calls (add_key, request_key, keyctl), "
+    "whose keys would outlive a run",
     "subreaper": "orphaned descendants are re-parented to the worker and killed after the run",
     "rlimits": "CPU time, address space, processes, file size, open files, no core dumps",
 }
@@ -184,6 +194,113 @@ def setup_filesystem(root: str, run_uid: int | None) -> str:
     mount("none", "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=755")
     return build_root(root, run_uid)
+
+
+# ----------------------------------------------------------------------------- the keyring filter
+
+# (audit arch, add_key, request_key, keyctl) for the machines we know.
+_KEYRING_SYSCALLS = {"x86_64": (0xC000003E, 248, 249, 250), "aarch64": (0xC00000B7, 217, 218, 219)}
+
+
+def _bpf(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k)
+
+
+def block_keyrings() -> None:
+    """Install a seccomp filter that answers ENOSYS to the keyring system calls, and to system calls
+    of any other ABI (x32, i386) that could reach them under other numbers. Kernel keys belong to
+    a uid, not to a process, so a key added by one run would be there for the next: refusing the
+    calls is simpler and surer than clearing every keyring (user, session, persistent) after each
+    run. Needs no_new_privs (or root); inherited by every child."""
+    arch = _KEYRING_SYSCALLS.get(os.uname().machine)
+    if arch is None:
+        raise OSError(errno.ENOSYS, f"no keyring filter for {os.uname().machine}")
+    audit_arch, add_key, request_key, keyctl = arch
+    ld_w_abs, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, refuse = 0x7FFF0000, 0x00050000 | errno.ENOSYS
+    program = b"".join(
+        (
+            _bpf(ld_w_abs, 4),  # seccomp_data.arch
+            _bpf(jeq, audit_arch, 0, 6),
+            _bpf(ld_w_abs, 0),  # seccomp_data.nr
+            _bpf(jge, 0x40000000, 4, 0),  # the x32 ABI's numbers
+            _bpf(jeq, add_key, 3, 0),
+            _bpf(jeq, request_key, 2, 0),
+            _bpf(jeq, keyctl, 1, 0),
+            _bpf(ret, allow),
+            _bpf(ret, refuse),
+        )
+    )
+    filters = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HxxxxxxP", len(program) // 8, ctypes.addressof(filters))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.c_char_p(fprog), 0, 0), "seccomp")
+
+
+# ----------------------------------------------------------------------------- the work directory
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def _open_dir(name: str, dir_fd: int) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:  # `chmod 0` by its owner; root never gets here
+        os.chmod(name, 0o700, dir_fd=dir_fd)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _remove_files(dir_fd: int) -> str | None:
+    """Unlink everything in the directory but subdirectories; return one subdirectory's name."""
+    subdir = None
+    with os.scandir(dir_fd) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                subdir = subdir or entry.name
+                continue
+            try:
+                os.unlink(entry.name, dir_fd=dir_fd)
+            except PermissionError:  # a read-only directory of the program's own uid
+                os.fchmod(dir_fd, 0o700)
+                os.unlink(entry.name, dir_fd=dir_fd)
+    return subdir
+
+
+def empty_dir(dir_fd: int) -> None:
+    """Remove everything in a directory, however deep (no recursion, two descriptors at most,
+    no path ever longer than one name) and whatever the modes the program left on it."""
+    fd = os.dup(dir_fd)
+    below: list[str] = []  # the names on the way down from `dir_fd` to `fd`
+    try:
+        while True:
+            subdir = _remove_files(fd)
+            if subdir is not None:
+                child = _open_dir(subdir, fd)
+                os.close(fd)
+                fd = child
+                below.append(subdir)
+            elif below:
+                parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = parent
+                os.rmdir(below.pop(), dir_fd=fd)
+            else:
+                return
+    finally:
+        os.close(fd)
+
+
+def reset_dir(dir_fd: int, uid: int | None, mode: int = 0o700) -> None:
+    """Give a (now empty) directory back the state it had when created: mode, owner, times,
+    no extended attributes. A run can change all of them on its own work directory."""
+    for name in os.listxattr(dir_fd):
+        try:
+            os.removexattr(dir_fd, name)
+        except OSError:
+            pass  # e.g. a security label we may not remove, and the program could not set either
+    if uid is not None:
+        os.fchown(dir_fd, uid, uid)
+    os.fchmod(dir_fd, mode)
+    os.utime(dir_fd, ns=(0, 0))
 
 
 # ----------------------------------------------------------------------------- per-run confinement

@@ -2,10 +2,15 @@
 
 It never receives a test or an expected value, so nothing a child can read from its inherited
 memory is a secret. Started once per worker (`python -I -S -c ...`, no site hooks, so forks stay
-cheap), it enters its own PID, network and mount namespaces when it can, becomes init of the
+cheap), it enters its own PID, network, IPC and mount namespaces when it can, becomes init of the
 PID namespace, prepares the read-only root, and then serves `run` requests on its control socket:
 
-    run (+ fds: channel, stdin, stdout, stderr, each optional) -> exited (exit status, rusage)
+    run (+ fds: program, and channel, stdin, stdout, stderr, each optional) -> exited (exit status, rusage)
+
+The program's code arrives in a memfd that only the child reads, after the fork: no sample's text
+ever enters this process's memory, which every later child inherits. Each child enters an IPC
+namespace of its own; after each run the work directory is emptied and reset (mode, owner, times,
+extended attributes), so every run starts from the same state.
 
 The runner finds the child among our children in /proc and kills it by pidfd when a deadline passes.
 
@@ -14,7 +19,6 @@ When it reports `exited`, every process the run started is gone.
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import gc
 import json
@@ -28,6 +32,7 @@ import time
 
 from pgrpo.sandbox import child, wire
 from pgrpo.sandbox.isolation import (
+    CLONE_NEWIPC,
     CLONE_NEWNET,
     CLONE_NEWNS,
     CLONE_NEWPID,
@@ -35,10 +40,13 @@ from pgrpo.sandbox.isolation import (
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
     Layers,
+    block_keyrings,
     drop_privileges,
+    empty_dir,
     kill_descendants_as_subreaper,
     kill_namespace_rest,
     prctl,
+    reset_dir,
     rlimits,
     set_process_name,
     setup_filesystem,
@@ -78,6 +86,7 @@ class Zygote:
         self.sock = sock
         self.layers = layers
         self.workdir = workdir  # where runs start and leave files (we may be chrooted already)
+        self.work_fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         self.proc = proc  # a descriptor on /proc, opened before any chroot
         self.stderr = stderr  # our own stderr, kept above 3 while runs borrow 0-3
         self.devnull = os.open(os.devnull, os.O_RDWR)
@@ -87,10 +96,7 @@ class Zygote:
 
     # ------------------------------------------------------------------ one run
     def run(self, job: dict, fds: list[int]) -> None:
-        passed = dict(zip(job["fds"], fds))  # which of channel/stdin/stdout/stderr were sent
-        # The trusted runner compiled the program (a program that does not compile never gets a
-        # process); unmarshalling here, before the fork, spares every child that work.
-        compiled = marshal.loads(base64.b64decode(job["code"]))
+        passed = dict(zip(job["fds"], fds))  # which of program/channel/stdin/stdout/stderr were sent
         # Everything the child needs is computed now: after the fork, every page it writes costs a copy.
         sources = [passed.get(name, self.devnull) for name in ("stdin", "stdout", "stderr", "channel")]
         limits = rlimits(int(job["cpu_s"]) + 1, int(job["memory_mb"]), int(job.get("output_mb", 16)))
@@ -98,7 +104,7 @@ class Zygote:
             os.dup2(fd, target)
         pid = os.fork()
         if pid == 0:
-            self._become_child(job, compiled, limits)  # never returns
+            self._become_child(job, passed["program"], limits)  # never returns
         for target in range(4):
             os.dup2(self.stderr if target == 2 else self.devnull, target)
         # Until the child exits, do nothing but wait: every page this process writes while the
@@ -137,17 +143,11 @@ class Zygote:
             kill_namespace_rest()
         else:
             leftovers = kill_descendants_as_subreaper(os.getpid(), self.proc)
-        with os.scandir(self.workdir) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    import shutil  # rarely needed: most runs leave nothing behind
-
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
+        empty_dir(self.work_fd)
+        reset_dir(self.work_fd, self.layers.uid)
         return leftovers
 
-    def _become_child(self, job: dict, compiled: object, limits: list) -> None:
+    def _become_child(self, job: dict, program_fd: int, limits: list) -> None:
         """Confine ourselves and run the program. The fork server already chrooted, changed
         directory, left its session and placed our descriptors at 0-3; every Python-level step
         here costs page copies, so only what must differ from the fork server happens here."""
@@ -155,7 +155,12 @@ class Zygote:
         try:
             if not self.layers.active["pid_namespace"]:
                 prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            # The trusted runner compiled the program (a program that does not compile never gets
+            # a process); it reaches us, not the fork server, whose memory every later run inherits.
+            compiled = marshal.loads(_read_all(program_fd))
             os.closerange(4, 1 << 16)  # the control socket above all: the program must not reach it
+            if self.layers.active["ipc_namespace"]:
+                unshare(CLONE_NEWIPC)  # what this run creates dies with it, unseen by the next
             for kind, value in limits:
                 resource.setrlimit(kind, value)
             if self.layers.uid is not None:
@@ -168,6 +173,18 @@ class Zygote:
             status = 70
         finally:
             os._exit(status if isinstance(status, int) and 0 <= status < 256 else 1)
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks, offset = [], 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------------- start-up
@@ -207,6 +224,7 @@ def _enter_namespaces(layers: Layers, disabled: set[str]) -> None:
     for name, flag in (
         ("pid_namespace", CLONE_NEWPID),
         ("net_namespace", CLONE_NEWNET),
+        ("ipc_namespace", CLONE_NEWIPC),
         ("filesystem", CLONE_NEWNS),
     ):
         if name in disabled:
@@ -236,7 +254,7 @@ def main() -> None:
     layers = Layers()
     privileged = os.geteuid() == 0
     if not privileged:
-        for name in ("pid_namespace", "net_namespace", "filesystem", "unprivileged_uid"):
+        for name in ("pid_namespace", "net_namespace", "ipc_namespace", "filesystem", "unprivileged_uid"):
             layers.disable(name, "needs root")
     else:
         _enter_namespaces(layers, disabled)
@@ -280,6 +298,14 @@ def main() -> None:
     else:
         prctl(PR_SET_NO_NEW_PRIVS, 1)  # inherited by every child
         layers.enable("no_new_privs")
+    if "keyring_filter" in disabled:
+        layers.disable("keyring_filter", "disabled by configuration")
+    else:
+        try:
+            block_keyrings()  # inherited by every child
+            layers.enable("keyring_filter")
+        except OSError as e:
+            layers.disable("keyring_filter", f"seccomp failed: {e.strerror or e}")
     layers.enable("rlimits")
     os.environ.clear()  # the runs' environment, set once: programs see nothing of ours
     os.environ.update(SANDBOX_ENV, HOME=workdir, TMPDIR=workdir)
