@@ -8,6 +8,7 @@ not about defence.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 REL_TOL = 1e-6
@@ -15,12 +16,21 @@ ABS_TOL = 1e-9
 
 
 def values_match(expected: Any, actual: Any) -> bool:
-    """`expected` comes from JSON; `actual` from the candidate, rebuilt here as plain data."""
+    """`expected` comes from JSON; `actual` from the candidate, rebuilt here as plain data.
+
+    What a call test accepts (docs/formats.md says the same): an integer expectation wants a number
+    equal to it under `==` (5 or 5.0 for 5, never 5.000004); only a *float* expectation has a
+    tolerance (relative REL_TOL, absolute ABS_TOL), the one place it applies. JSON's `true` and `1`
+    are different values: a bool expectation wants a bool, a number expectation never takes one.
+    NumPy scalars count as the Python number or bool they hold (a program's `np.int64(3)` is 3).
+    """
+    if type(actual) not in _PLAIN and "numpy" in sys.modules:
+        actual = _from_numpy(actual)
     if isinstance(expected, bool) or expected is None:
         return type(actual) is type(expected) and actual == expected
-    if isinstance(expected, int) and type(actual) is int:
-        return actual == expected
-    if isinstance(expected, (int, float)):
+    if isinstance(expected, int):
+        return type(actual) in (int, float) and actual == expected
+    if isinstance(expected, float):
         if type(actual) not in (int, float):
             return False
         if math.isnan(expected) or math.isnan(actual):
@@ -35,11 +45,26 @@ def values_match(expected: Any, actual: Any) -> bool:
             and all(values_match(e, a) for e, a in zip(expected, actual))
         )
     if isinstance(expected, dict):
-        if type(actual) is not dict or len(actual) != len(expected):
+        # OrderedDict, Counter and defaultdict answers arrive as themselves (built here by `wire`)
+        if not isinstance(actual, dict) or len(actual) != len(expected):
             return False
         by_text = {str(k): v for k, v in actual.items()}  # JSON object keys are always strings
         return all(k in by_text and values_match(v, by_text[k]) for k, v in expected.items())
     return False
+
+
+_PLAIN = frozenset({int, float, str, bool, type(None), list, tuple, dict})
+
+
+def _from_numpy(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds, an array as nested lists; anything else
+    unchanged. `value` was rebuilt here by `wire` (a genuine NumPy type): these are NumPy's own."""
+    np = sys.modules["numpy"]
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return value.tolist()
+    return value
 
 
 def _lines(text: str) -> list[str]:

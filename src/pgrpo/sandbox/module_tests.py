@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import functools
+import importlib
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -20,6 +23,7 @@ from pgrpo.sandbox.remote import (
     CandidateRaised,
     HarnessLimit,
     ProcStats,
+    Remote,
     RequestTimeout,
     SandboxGone,
     Session,
@@ -78,6 +82,9 @@ class ModuleTests:
         except KeyError:
             message = f"the program does not define {self.problem.entry_point!r}"
             return [TestResult(Verdict.RUNTIME_ERROR, message=message)] * len(self.tests)
+        except CandidateRaised as e:  # setup called the program (its classes), which raised
+            message = f"the program raised during the problem's setup: {type(e).__name__}: {e}"[:500]
+            return [TestResult(Verdict.RUNTIME_ERROR, message=message)] * len(self.tests)
         except BaseException as e:  # the problem's own setup failed: not the candidate's doing
             message = f"the problem's setup code failed: {type(e).__name__}: {e}"[:500]
             return [TestResult(Verdict.SANDBOX_ERROR, message=message)] * len(self.tests)
@@ -121,11 +128,36 @@ class ModuleTests:
             "__name__": "__test__",
             TRUTH_NAME: strict_truth,
         }
-        if self.problem.setup:
-            exec(compile_test(self.problem.setup, "<setup>"), namespace)
         if self.problem.entry_point:
             namespace[self.problem.entry_point] = self.exports[self.problem.entry_point]
+        snippets = (self.problem.setup, *(t.code for t in self.tests if isinstance(t, AssertTest)))
+        for name in sorted(free_names(snippets) - namespace.keys() - trusted_builtins.keys()):
+            self._program_name(namespace, name, session)
+        if self.problem.setup:
+            exec(compile_test(self.problem.setup, "<setup>"), namespace)
+        if self.problem.entry_point:  # setup may have imported it from the module again
+            namespace[self.problem.entry_point] = self.exports[self.problem.entry_point]
         return namespace
+
+    def _program_name(self, namespace: dict, name: str, session: Session) -> None:
+        """Tests may use any name the program defines (MBPP's `Pair(5, 24)`, a setup that builds a
+        program's `Node`s), as the reference harnesses do by running program and tests in one file.
+        Here such a name is what the channel makes of it: a value, or a handle whose calls run in the
+        sandbox. A module the program imported is imported here instead, by the test's own name, and
+        only when it is a standard or benchmark library: the program's module object is never used."""
+        try:
+            value = remote_module(session, self.problem.candidate_module)._req("getattr", name)
+        except CandidateRaised:  # the program does not define it either: a NameError, as before
+            return
+        if isinstance(value, Remote) and object.__getattribute__(value, "_type_name") == "module":
+            module = _MODULE_ALIASES.get(name, name)
+            if module in sys.stdlib_module_names or module in _MODULE_ALIASES.values():
+                try:
+                    namespace[name] = importlib.import_module(module)
+                except ImportError:
+                    pass
+            return
+        namespace[name] = value
 
     def _one(self, test: AssertTest | CallTest, namespace: dict) -> TestResult | None:
         cpu0, _ = self.stats.read()
@@ -139,7 +171,9 @@ class ModuleTests:
         try:
             if isinstance(test, CallTest):
                 fn = namespace[self.problem.entry_point]
-                actual = fn(*test.args, **test.kwargs)
+                # A fresh copy of the arguments: what the program does to them must not reach the
+                # Problem, which the next sample on this worker is tested with.
+                actual = fn(*_fresh(test.args), **_fresh(test.kwargs))
                 if not values_match(test.expected, actual):
                     verdict, message = Verdict.FAILED, f"expected {test.expected!r:.200}, got {actual!r:.200}"
             else:
@@ -178,6 +212,42 @@ class ModuleTests:
 
 
 TRUTH_NAME = "__pgrpo_strict_truth__"
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+_MODULE_ALIASES = {"np": "numpy", "pd": "pandas"}  # the usual import names of the benchmark libraries
+
+
+def _fresh(values: list | dict) -> list | dict:
+    """`values` itself when it holds only scalars (the common case costs no copy), else a deep copy."""
+    items = values.values() if isinstance(values, dict) else values
+    if all(type(v) in _SCALARS for v in items):
+        return values
+    return copy.deepcopy(values)
+
+
+@functools.lru_cache(maxsize=1024)
+def free_names(snippets: tuple[str, ...]) -> frozenset[str]:
+    """Names the snippets read but never bind anywhere (a broad notion of binding: any assignment,
+    definition, parameter or import in any scope). Snippets that do not parse are skipped here; the
+    test that runs them reports why."""
+    read: set[str] = set()
+    bound: set[str] = set()
+    for snippet in snippets:
+        try:
+            tree = ast.parse(snippet)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(node.name)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, ast.alias):
+                bound.add((node.asname or node.name).split(".")[0])
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                bound.add(node.name)
+    return frozenset(read - bound)
 
 
 class _StrictAsserts(ast.NodeTransformer):

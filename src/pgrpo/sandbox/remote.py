@@ -29,6 +29,12 @@ class CandidateRaised(Exception):
     """Mixin marking an exception that the candidate raised inside the sandbox."""
 
 
+# Exceptions that steer control flow in the trusted process: `map`, `zip`, `for` and `next(it, d)`
+# stop quietly at a StopIteration. The candidate's own never arrive as these (nor as any
+# BaseException outside Exception): they become plain errors that only an `except` can catch.
+_CONTROL_FLOW = (StopIteration, StopAsyncIteration)
+
+
 class SandboxGone(BaseException):
     """The sandboxed process ended (or broke the protocol) while a request was pending."""
 
@@ -96,6 +102,7 @@ class Session:
                     for b in bases
                     if isinstance(getattr(builtins, b, None), type)
                     and issubclass(getattr(builtins, b), Exception)
+                    and not issubclass(getattr(builtins, b), _CONTROL_FLOW)
                 ),
                 Exception,
             )
