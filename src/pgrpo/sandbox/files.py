@@ -2,9 +2,11 @@
 
 Test code (trusted, unconfined) works in a private directory; the program works in its own
 directory inside the sandbox. Around every call the top-level regular files are copied across:
-test -> program before the call, program -> test after it. Nothing is ever opened by following a
-link, a FIFO is never read, and the trusted side never resolves a path the program chose, so a
-planted symlink cannot redirect a test's write to a host file.
+test -> program before the call, program -> test after it, and a file deleted on one side is
+deleted on the other. Nothing is ever opened by following a link, a FIFO is never read, and the
+trusted side never resolves a path the program chose, so a planted symlink cannot redirect a
+test's write to a host file. The tests' directory holds at most MAX_TOTAL_BYTES of files at once:
+a program's files beyond that are not copied, so no run can fill the host's disk.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import stat
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_TOTAL_BYTES = 128 * 1024 * 1024
 _OPEN_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 _OPEN_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
 
@@ -31,23 +34,41 @@ def _regular_files(dir_fd: int) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _copy(name: str, src_dir: int, dst_dir: int) -> tuple[int, int] | None:
-    """Copy one regular file; the destination's (size, mtime_ns) afterwards, or None if skipped."""
+def _state(name: str, dir_fd: int) -> tuple[int, int] | None:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
+def _unlink(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _copy(name: str, src_dir: int, dst_dir: int, room: int) -> tuple[int, int] | None:
+    """Copy one regular file of at most `room` bytes; the destination's (size, mtime_ns)
+    afterwards, or None if skipped."""
     try:
         src = os.open(name, _OPEN_READ, dir_fd=src_dir)
     except OSError:
         return None
     try:
         st = os.fstat(src)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+        if not stat.S_ISREG(st.st_mode) or st.st_size > min(MAX_FILE_BYTES, room):
             return None
         try:
             dst = os.open(name, _OPEN_WRITE, 0o644, dir_fd=dst_dir)
         except OSError:  # e.g. the other side planted a link under that name: skip it
             return None
         try:
-            while chunk := os.read(src, 1 << 20):
-                os.write(dst, chunk)
+            copied = 0
+            while copied < room and (chunk := os.read(src, min(1 << 20, room - copied))):
+                os.write(dst, chunk)  # `room` holds even if the file grows while we copy
+                copied += len(chunk)
             done = os.fstat(dst)
             return done.st_size, done.st_mtime_ns
         finally:
@@ -66,12 +87,27 @@ class SharedFiles:
         self.known_program: dict[str, tuple[int, int]] = {}
 
     def _sync(self, src: int, dst: int, known_src: dict, known_dst: dict) -> None:
-        for name, state in _regular_files(src).items():
-            if known_src.get(name) != state:
-                copied = _copy(name, src, dst)
-                known_src[name] = state
-                if copied is not None:
-                    known_dst[name] = copied  # our own copy is not news for the other direction
+        current = _regular_files(src)
+        for name in [n for n in known_src if n not in current]:
+            del known_src[name]  # deleted on its side: our copy goes too, unless changed since
+            if name in known_dst and _state(name, dst) == known_dst.pop(name):
+                _unlink(name, dst)
+        changed = [name for name, state in current.items() if known_src.get(name) != state]
+        if not changed:
+            return
+        held = _regular_files(self.tests)
+        used = sum(size for size, _ in held.values())
+        for name in changed:
+            room = MAX_TOTAL_BYTES - used + held.get(name, (0, 0))[0] if dst == self.tests else MAX_FILE_BYTES
+            copied = _copy(name, src, dst, room)
+            known_src[name] = current[name]
+            if copied is not None:
+                known_dst[name] = copied  # our own copy is not news for the other direction
+                if dst == self.tests:
+                    used += copied[0] - held.get(name, (0, 0))[0]
+                    held[name] = copied
+            elif name in known_dst and _state(name, dst) == known_dst.pop(name):
+                _unlink(name, dst)  # not copied: an older copy would mislead
 
     def to_program(self) -> None:
         self._sync(self.tests, self.program, self.known_tests, self.known_program)

@@ -70,6 +70,17 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        _remove_tests_dirs(self.proc.pid)
+
+
+def _remove_tests_dirs(pid: int) -> None:
+    """A worker that was killed could not remove its tests' directory (see `runner.Runner`)."""
+    import glob
+    import shutil
+    import tempfile
+
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"pgrpo-tests-{pid}-*")):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass

@@ -246,8 +246,29 @@ def _preload(extra: list[str]) -> None:
             pass
 
 
+def _outer(inner: int, root: str | None, parent: int) -> None:
+    """Wait for the inner fork server, then remove the root's mount point from the host's /tmp.
+    When our parent (the worker) is killed we get SIGTERM, not SIGKILL, so that this still happens."""
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(inner, signal.SIGKILL))
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the worker died before we asked to be told
+        os.kill(inner, signal.SIGKILL)
+    _, status = os.waitpid(inner, 0)
+    if root:
+        try:
+            umount_detach(root)
+        except OSError:
+            pass  # the inner server could not mount it
+        try:
+            os.rmdir(root)
+        except OSError:
+            pass
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
 def main() -> None:
     ctl_fd, config = int(sys.argv[1]), json.loads(sys.argv[2])
+    parent = os.getppid()
     os.dup2(os.open(os.devnull, os.O_RDWR), 0)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     disabled = set(config.get("disable", ()))
@@ -266,11 +287,7 @@ def main() -> None:
         inner = os.fork()
         if inner:  # the outer process only waits; the inner one is init of the new namespace
             os.close(ctl_fd)
-            _, status = os.waitpid(inner, 0)
-            if root and os.path.isdir(root):
-                umount_detach(root)
-                os.rmdir(root)
-            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+            _outer(inner, root, parent)  # never returns
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if privileged and "unprivileged_uid" not in disabled:
         layers.uid = run_uid
