@@ -82,6 +82,8 @@ def test_control_candidate_base_exceptions_are_plain_errors(ex, exc):
 
 def test_control_tests_can_still_catch_the_candidates_exception(ex):
     """Control: a plain error is still an `Exception`: a test that expects the program to raise sees it."""
-    prob = problem(AssertTest("try:\n    f(1, 2)\nexcept Exception:\n    pass\nelse:\n    raise AssertionError"))
+    prob = problem(
+        AssertTest("try:\n    f(1, 2)\nexcept Exception:\n    pass\nelse:\n    raise AssertionError")
+    )
     result = run(ex, prob, raiser("StopIteration"))
     assert result.passed, result

@@ -132,7 +132,11 @@ class ModuleTests:
             namespace[self.problem.entry_point] = self.exports[self.problem.entry_point]
         snippets = (self.problem.setup, *(t.code for t in self.tests if isinstance(t, AssertTest)))
         for name in sorted(free_names(snippets) - namespace.keys() - trusted_builtins.keys()):
-            self._program_name(namespace, name, session)
+            module = _MODULE_ALIASES.get(name, name)
+            if module in sys.stdlib_module_names or module in _MODULE_ALIASES.values():
+                _import_into(namespace, name, module)  # the real module, whatever the program calls so
+            else:
+                self._program_name(namespace, name, session)
         if self.problem.setup:
             exec(compile_test(self.problem.setup, "<setup>"), namespace)
         if self.problem.entry_point:  # setup may have imported it from the module again
@@ -143,19 +147,13 @@ class ModuleTests:
         """Tests may use any name the program defines (MBPP's `Pair(5, 24)`, a setup that builds a
         program's `Node`s), as the reference harnesses do by running program and tests in one file.
         Here such a name is what the channel makes of it: a value, or a handle whose calls run in the
-        sandbox. A module the program imported is imported here instead, by the test's own name, and
-        only when it is a standard or benchmark library: the program's module object is never used."""
+        sandbox. Names of standard and benchmark modules (`math`, `np`) never come from the program:
+        the module is imported here (`_namespace`), and a program's module object is never used."""
         try:
             value = remote_module(session, self.problem.candidate_module)._req("getattr", name)
         except CandidateRaised:  # the program does not define it either: a NameError, as before
             return
         if isinstance(value, Remote) and object.__getattribute__(value, "_type_name") == "module":
-            module = _MODULE_ALIASES.get(name, name)
-            if module in sys.stdlib_module_names or module in _MODULE_ALIASES.values():
-                try:
-                    namespace[name] = importlib.import_module(module)
-                except ImportError:
-                    pass
             return
         namespace[name] = value
 
@@ -214,6 +212,14 @@ class ModuleTests:
 TRUTH_NAME = "__pgrpo_strict_truth__"
 _SCALARS = frozenset({int, float, str, bool, type(None)})
 _MODULE_ALIASES = {"np": "numpy", "pd": "pandas"}  # the usual import names of the benchmark libraries
+
+
+def _import_into(namespace: dict, name: str, module: str) -> None:
+    """A module a test uses without importing it (its program did, in the reference harnesses)."""
+    try:
+        namespace[name] = importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - not importable here: a NameError when the test uses it, as before
+        pass
 
 
 def _fresh(values: list | dict) -> list | dict:
