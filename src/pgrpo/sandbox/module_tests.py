@@ -202,6 +202,8 @@ class ModuleTests:
             return None
         if isinstance(self.session.failure, RequestTimeout):
             verdict, message = Verdict.TIMEOUT, "time limit exceeded"
+        if isinstance(self.session.failure, wire.FrameTooLarge):
+            verdict, message = Verdict.OUTPUT_EXCEEDED, "returned value too large"
         wall = time.monotonic() - t0
         cpu1, peak = self.stats.read()
         cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None

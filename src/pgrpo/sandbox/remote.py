@@ -52,6 +52,7 @@ class Session:
 
     def __init__(self, fd: int, deadline: float, files: Any = None):
         self.fd = fd
+        os.set_blocking(fd, False)  # every read and write on the candidate waits until `deadline` at most
         self.files = files  # SharedFiles: copied across around every request
         self.deadline = deadline
         self.next_id = 0
@@ -63,6 +64,9 @@ class Session:
         self.round_trip_s = 0.0  # the channel's own cost per request, measured on a trusted program
         self.overhead_s = 0.0  # channel time spent so far, hidden from the tests' clocks
         self.failure: BaseException | None = None  # a channel failure during the current test
+        # The first thing the candidate sent that broke the protocol (its fault: runtime_error,
+        # or output_exceeded for a frame over the size limit); the run is killed, not waited for.
+        self.violation: BaseException | None = None
 
     # -- values crossing the channel
     def _encode_other(self, obj: Any) -> list:
@@ -85,16 +89,24 @@ class Session:
     def _decode_tag(self, data: list) -> Any:
         tag = data[0]
         if tag == "h":
-            handle = int(data[1])
+            if len(data) < 3 or type(data[1]) is not int or type(data[2]) is not str:
+                raise wire.WireError("malformed handle")
+            handle = data[1]
             if handle not in self.remotes:
-                self.remotes[handle] = Remote(self, handle, str(data[2])[:200])
+                self.remotes[handle] = Remote(self, handle, data[2][:200])
             return self.remotes[handle]
-        if tag == "exc":
-            return self.exception_class(str(data[1]), [str(b) for b in data[2]])
+        if tag == "exc" and len(data) == 3:
+            return self.exception_class(data[1], data[2])
         raise wire.WireError(f"unknown tag {tag!r}")
 
-    def exception_class(self, name: str, bases: list[str]) -> type:
-        """A local stand-in for the candidate's exception class, shared by every reference to it."""
+    def exception_class(self, name: Any, bases: Any) -> type:
+        """A local stand-in for the candidate's exception class, shared by every reference to it.
+        `name` and `bases` come from the candidate: anything but a class name and a list of names
+        is a protocol violation (WireError), never an error of ours."""
+        if not (type(name) is str and name.isidentifier() and len(name) <= 200):
+            raise wire.WireError("malformed exception class name")
+        if type(bases) is not list or not all(type(b) is str for b in bases):
+            raise wire.WireError("malformed exception bases")
         if name not in self.exception_classes:
             base = next(
                 (
@@ -117,6 +129,12 @@ class Session:
         self.failure = exc
         return exc
 
+    def _violated(self, what: str) -> BaseException:
+        """The candidate broke the protocol: this run ends here, as the program's fault."""
+        exc = SandboxGone(f"protocol violation: {what}")
+        self.violation = self.violation or exc
+        return self._fail(exc)
+
     def _recv(self) -> list:
         if self.failure is not None:  # once broken, stays broken for this test
             raise self.failure
@@ -124,15 +142,20 @@ class Session:
         if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
             raise self._fail(RequestTimeout())
         try:
-            message = wire.loads(wire.recv_frame(self.fd))
+            message = wire.loads(wire.recv_frame(self.fd, deadline=self.deadline))
         except EOFError:
             raise self._fail(SandboxGone("the sandboxed program ended")) from None
-        except wire.FrameTooLarge:
-            raise
-        except (wire.WireError, OSError) as e:
-            raise self._fail(SandboxGone(f"protocol violation: {e}")) from None
+        except wire.DeadlinePassed:  # a frame begun and never finished
+            raise self._fail(RequestTimeout()) from None
+        except wire.FrameTooLarge as e:  # the stream is mid-frame: nothing more can be read from it
+            self.violation = self.violation or e
+            raise self._fail(e) from None
+        except wire.WireError as e:
+            raise self._violated(str(e)) from None
+        except OSError as e:
+            raise self._fail(SandboxGone(f"channel error: {e}")) from None
         if not isinstance(message, list) or not message or not isinstance(message[0], str):
-            raise self._fail(SandboxGone("protocol violation: malformed message"))
+            raise self._violated("malformed message")
         return message
 
     def wait_ready(self) -> tuple[str, str] | dict[str, Any]:
@@ -141,11 +164,11 @@ class Session:
         if message[0] == "ready" and len(message) == 2 and isinstance(message[1], list):
             names = message[1][::2]
             if not all(type(n) is str for n in names):
-                raise self._fail(SandboxGone("protocol violation: malformed ready"))
+                raise self._violated("malformed ready")
             return {n: self._decode(v) for n, v in zip(names, message[1][1::2])}
         if message[0] == "fatal" and len(message) == 3:
             return str(message[1]), str(message[2])
-        raise self._fail(SandboxGone("protocol violation: expected ready"))
+        raise self._violated("expected ready")
 
     def request(self, op: str, handle: int, *operands: Any) -> Any:
         self.next_id += 1
@@ -162,7 +185,9 @@ class Session:
 
     def _exchange(self, op: str, rid: int, handle: int, operands: tuple) -> Any:
         try:
-            wire.send_frame(self.fd, wire.dumps([op, rid, handle, *operands]))
+            wire.send_frame(self.fd, wire.dumps([op, rid, handle, *operands]), self.deadline)
+        except wire.DeadlinePassed:  # the candidate stopped reading its requests
+            raise self._fail(RequestTimeout()) from None
         except OSError:
             raise self._fail(SandboxGone("the sandboxed program ended")) from None
         while True:
@@ -172,21 +197,33 @@ class Session:
                 self._serve_callback(message)
                 continue
             if len(message) < 3 or message[1] != rid:
-                raise self._fail(SandboxGone("protocol violation: reply out of order"))
+                raise self._violated("reply out of order")
             if kind == "ok" and len(message) == 4:
                 return self._decode(message[2]), message[3]
-            if kind == "err" and len(message) == 5:
-                cls = self.exception_class(str(message[2]), [str(b) for b in message[3]])
-                raise cls(str(message[4]))
-            raise self._fail(SandboxGone("protocol violation: malformed reply"))
+            if kind == "err" and len(message) == 5 and type(message[4]) is str:
+                try:
+                    cls = self.exception_class(message[2], message[3])
+                except wire.WireError as e:
+                    raise self._violated(str(e)) from None
+                raise cls(message[4])
+            raise self._violated("malformed reply")
 
     def _decode(self, data: Any) -> Any:
+        """A value from the candidate, rebuilt here within the deadline; data that does not decode
+        is the candidate's protocol violation (our own bugs raise something else, and show)."""
+        self.decoder.start(self.deadline)
         try:
             return self.decoder.decode(data)
+        except wire.DeadlinePassed:
+            raise self._fail(RequestTimeout()) from None
         except wire.WireError as e:
-            raise self._fail(SandboxGone(f"protocol violation: {e}")) from None
+            raise self._violated(str(e)) from None
+        except RecursionError:  # a value nested within MAX_DEPTH, on a stack already deep in test code
+            raise self._violated("value nested too deeply") from None
 
     def _serve_callback(self, message: list) -> None:
+        if len(message) != 5:
+            raise self._violated("malformed callback request")
         _, cid, cb_id, args, kwargs = message
         try:
             fn = self.callbacks[int(cb_id)]
@@ -196,7 +233,12 @@ class Session:
             raise
         except Exception as e:
             reply = ["cberr", cid, type(e).__name__, str(e)[:500]]
-        wire.send_frame(self.fd, wire.dumps(reply))
+        try:
+            wire.send_frame(self.fd, wire.dumps(reply), self.deadline)
+        except wire.DeadlinePassed:
+            raise self._fail(RequestTimeout()) from None
+        except OSError:
+            raise self._fail(SandboxGone("the sandboxed program ended")) from None
 
     def encode(self, value: Any) -> Any:
         return self.encoder.encode(value)

@@ -66,6 +66,7 @@ from pgrpo.sandbox.module_tests import STARTUP_GRACE_S, ModuleTests, _on_alarm
 from pgrpo.sandbox.remote import (
     Session,
 )
+from pgrpo.sandbox.wire import FrameTooLarge
 from pgrpo.types import AnswerTest, AssertTest, CallTest, ExecResult, Problem, StdioTest, TestResult, Verdict
 
 OUTPUT_LIMIT_MB = 16
@@ -305,11 +306,17 @@ class Runner:
                 results = module_tests.run()
             finally:
                 module_tests.close()
+            if session.violation is not None:  # it broke the protocol: nothing more to wait for
+                self.server.kill()
             mine.close()  # the program sees end of input and exits; the fork server reports how
             exited = self.server.wait_exited()
             if any(r is None for r in results):  # it ended before the tests did: ask the kernel how
                 verdict, message = _exit_verdict(exited, stdout, OUTPUT_LIMIT_MB * 1024 * 1024)
-                if verdict is Verdict.PASSED:
+                if isinstance(session.violation, FrameTooLarge):
+                    verdict, message = Verdict.OUTPUT_EXCEEDED, "value too large for the channel"
+                elif session.violation is not None:
+                    verdict, message = Verdict.RUNTIME_ERROR, str(session.violation)[:500]
+                elif verdict is Verdict.PASSED:
                     verdict, message = Verdict.RUNTIME_ERROR, "the program exited during the tests"
                 results = [r or TestResult(verdict, message=message) for r in results]
             return results, _tail(stderr)

@@ -17,6 +17,7 @@ import json
 import os
 import struct
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,10 @@ MAX_FRAME = 16 * 1024 * 1024
 MAX_RANGE_BY_VALUE = 1_000_000  # larger ranges stay in the sandbox: iterating them is paced by requests
 MAX_NAMEDTUPLE_TYPES = 64  # distinct namedtuple classes one decoder will build
 MAX_DEPTH = 200
+# Values with equal hashes that one decoded value may hold in its sets and dict keys: n of them
+# cost n² comparisons to insert (a few thousand forged ints would hold the trusted side for seconds).
+MAX_HASH_COLLISIONS = 64
+DEADLINE_CHECK_EVERY = 20_000  # decoded nodes between two looks at the clock
 
 # Built-in types that travel by name (a test passing `int` to a program's `isinstance`, a
 # defaultdict's factory); the receiving side uses its own.
@@ -38,25 +43,51 @@ class WireError(Exception):
     """A frame or value that does not follow the protocol (from the sandbox: the candidate's fault)."""
 
 
-class FrameTooLarge(WireError):
-    pass
+class FrameTooLarge(BaseException):
+    """A frame over the size limit: the value is too large to travel (output_exceeded). Not an
+    Exception, so that test code's `except Exception` cannot swallow it and read on mid-frame."""
+
+
+class DeadlinePassed(WireError):
+    """The other side did not finish sending (or we did not finish decoding) before the deadline."""
 
 
 # ----------------------------------------------------------------------------- framing
 
 
-def send_frame(fd: int, payload: bytes) -> None:
+def send_frame(fd: int, payload: bytes, deadline: float | None = None) -> None:
+    """With a deadline the fd is non-blocking (the trusted side): a peer that stops reading
+    cannot hold us past it."""
     data = struct.pack(">I", len(payload)) + payload
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            _wait(fd, deadline, write=True)
+            continue
         view = view[n:]
 
 
-def _read_exact(fd: int, n: int) -> bytes:
+def _wait(fd: int, deadline: float | None, write: bool = False) -> None:
+    import select  # only the trusted side waits with a deadline
+
+    remaining = None if deadline is None else deadline - time.monotonic()
+    if remaining is not None and remaining <= 0:
+        raise DeadlinePassed("deadline passed during a frame")
+    ready = select.select([], [fd], [], remaining) if write else select.select([fd], [], [], remaining)
+    if not any(ready):
+        raise DeadlinePassed("deadline passed during a frame")
+
+
+def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
     chunks, remaining = [], n
     while remaining:
-        chunk = os.read(fd, min(remaining, 1 << 20))
+        try:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+        except BlockingIOError:
+            _wait(fd, deadline)
+            continue
         if not chunk:
             raise EOFError("channel closed")
         chunks.append(chunk)
@@ -64,11 +95,13 @@ def _read_exact(fd: int, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def recv_frame(fd: int, max_size: int = MAX_FRAME) -> bytes:
-    (size,) = struct.unpack(">I", _read_exact(fd, 4))
+def recv_frame(fd: int, max_size: int = MAX_FRAME, deadline: float | None = None) -> bytes:
+    """One frame. A partial frame (a header, then silence) waits only until `deadline` on a
+    non-blocking fd; on a blocking one (the sandbox's side) it waits for the rest."""
+    (size,) = struct.unpack(">I", _read_exact(fd, 4, deadline))
     if size > max_size:
         raise FrameTooLarge(f"frame of {size} bytes exceeds {max_size}")
-    return _read_exact(fd, size)
+    return _read_exact(fd, size, deadline)
 
 
 def _not_serialisable(obj: Any) -> Any:
@@ -265,10 +298,33 @@ class Decoder:
     def __init__(self, on_tag: Callable[[list], Any] | None = None):
         self.on_tag = on_tag  # handles/callbacks: tags this codec does not know itself
         self.namedtuple_types: set[tuple] = set()
+        self.deadline: float | None = None  # decoding a value from the sandbox stops here
+        self.collisions = 0
+        self._until_check = DEADLINE_CHECK_EVERY
+
+    def start(self, deadline: float | None) -> None:
+        """Before decoding one value from the other side: its deadline and its own budgets."""
+        self.deadline, self.collisions = deadline, 0
+
+    def _check_deadline(self) -> None:
+        self._until_check = DEADLINE_CHECK_EVERY
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise DeadlinePassed("deadline passed while decoding a value")
+
+    def _distinct(self, keys: list) -> list:
+        """Keys about to fill a set or a dict, refused when too many share a hash (see MAX_HASH_COLLISIONS)."""
+        if len(keys) > 8:
+            self.collisions += len(keys) - len(set(map(hash, keys)))
+            if self.collisions > MAX_HASH_COLLISIONS:
+                raise WireError("too many values with equal hashes in sets or dict keys")
+        return keys
 
     def decode(self, data: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise WireError("value nested too deeply")
+        self._until_check -= 1
+        if self._until_check < 0:
+            self._check_deadline()
         if data is None or isinstance(data, (bool, int, float, str)):
             return data
         if not isinstance(data, list) or not data or not isinstance(data[0], str):
@@ -304,9 +360,9 @@ class Decoder:
                     raise WireError("malformed deque")
                 return collections.deque([self.decode(x, d) for x in rest[1:]], maxlen)
             if tag == "s":
-                return {self.decode(x, d) for x in rest}
+                return set(self._distinct([self.decode(x, d) for x in rest]))
             if tag == "fs":
-                return frozenset(self.decode(x, d) for x in rest)
+                return frozenset(self._distinct([self.decode(x, d) for x in rest]))
             if tag == "b":
                 return _unb64(rest[0])
             if tag == "ba":
@@ -328,6 +384,13 @@ class Decoder:
             raise
         except (TypeError, ValueError, IndexError, KeyError, OverflowError, ArithmeticError) as e:
             raise WireError(f"malformed '{tag}' value: {e}") from None
+        except Exception as e:
+            # numpy's and pandas' constructors raise their own kinds on data they refuse (pandas'
+            # InvalidIndexError, an ImportError for a dtype backed by a missing library): the
+            # value did not decode. Anything else raised here is a bug of ours and stays visible.
+            if tag in ("nd", "ndo", "np") or tag.startswith("pd."):
+                raise WireError(f"malformed '{tag}' value: {type(e).__name__}: {e}") from None
+            raise
         if self.on_tag is not None:
             return self.on_tag(data)
         raise WireError(f"unknown tag {tag!r}")
@@ -336,7 +399,8 @@ class Decoder:
         if len(rest) % 2:
             raise WireError("odd dict payload")
         decode = self.decode
-        pairs = ((decode(rest[i], depth), decode(rest[i + 1], depth)) for i in range(0, len(rest), 2))
+        pairs = [(decode(rest[i], depth), decode(rest[i + 1], depth)) for i in range(0, len(rest), 2)]
+        self._distinct([k for k, _ in pairs])
         if tag == "d":
             return dict(pairs)
         cls = collections.OrderedDict if tag == "od" else collections.Counter
