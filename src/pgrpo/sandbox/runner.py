@@ -11,6 +11,17 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   alone, and the program cannot report "passed";
 - objects lying about equality or truth: values are rebuilt here from plain data; other objects are
   handles whose equality is identity, and `assert handle` is refused;
+- values whose type a test relies on travel by value as that type, built here (`wire`): OrderedDict
+  keeps its order-sensitive equality, Counter/defaultdict/deque/namedtuple arrive as themselves, a
+  program's subclass of a builtin, NumPy or pandas type arrives as the base type (its own `equals`,
+  `tolist` or `__eq__` never answers a test), built-in types such as `int` travel by name;
+- the candidate's exceptions arrive as plain errors, never as StopIteration, StopAsyncIteration or a
+  BaseException, so `all(map(f, ...))`, `zip(..., map(f, ...))` or `next(it, default)` cannot end
+  early on them;
+- numbers: call tests compare an integer expectation exactly (`==`), with a tolerance only where the
+  expected value is a float (`compare.values_match`); assert tests use their own `==`;
+- one sample changing the next one's test: call-test arguments are copied for each call and setup
+  runs afresh for each sample, so every sample sees the problem as loaded;
 - reading tests or expected values: they never enter the sandbox or the fork server's memory; the
   sandbox's root holds only the interpreter and libraries (no project files, no /proc);
 - forging the result channel: only values travel on it; stdout and stray descriptors are ignored;
@@ -27,9 +38,16 @@ What this protects against (each family has a test in tests/sandbox/test_<family
 What it does not protect against:
 - kernel exploits (there is no seccomp filter) and side channels between concurrent runs;
 - the program sees its inputs, including test-defined helper functions passed to it (shipped as
-  code when they are self-contained); operations on handles (len, str, iteration, attributes) are
-  answered by the program's own code, so a test that only inspects a program-defined object
-  through them trusts the program;
+  code when they are self-contained); operations on handles (len, str, iteration, attributes, and
+  method calls such as a program class's own `equals`) are answered by the program's own code, so
+  a test that only inspects a program-defined object through them trusts the program;
+- tests may use any name the program defines, as the reference harnesses (program and asserts in
+  one file) allow: a name the test reads but never binds is asked of the program and is a value or
+  a handle (its calls run in the sandbox). A test that meant such a name for something else (a bare
+  `isclose` it never imported) gets the program's; module names (`math`, `np`) are always the real
+  module, imported here;
+- a subclass travels as its base type's values: what it adds (a masked array's mask, extra
+  attributes of a DataFrame subclass) does not reach the test;
 - timing assertions in tests are compensated for the channel's round trip, measured on a trusted
   program; the compensation is approximate (tens of microseconds) and never exceeds one round trip
   per call;

@@ -5,6 +5,11 @@ from scratch on the receiving side, so an object from the sandbox can never brin
 `__eq__` into the trusted process. Anything else travels as a handle (an id into the sending
 side's table); the trusted side wraps handles in `Remote` proxies that refuse comparisons.
 
+Per type, where equality or behaviour depends on more than contents: OrderedDict, Counter,
+defaultdict (factory: a built-in type by name, else a handle), deque and namedtuples are rebuilt as
+themselves; subclasses of builtins, NumPy and pandas types (a program's DataFrame subclass too) as
+their base type, from their values; a few built-in types (`int`, `str`, ...) travel by name.
+
 Frames are a 4-byte big-endian length followed by the JSON payload.
 """
 
