@@ -29,7 +29,7 @@ HOST_BYTES = "sum(os.stat(n).st_size for n in os.listdir('.'))"
 def piling_problem(calls: int, keep: bool, bound: int) -> Problem:
     tests = [AssertTest(f"assert f({i}, {keep}) == {i}") for i in range(calls)]
     tests.append(AssertTest(f"import os\nassert {HOST_BYTES} <= {bound}, {HOST_BYTES}"))
-    return problem(*tests)
+    return problem(*tests, memory_limit_mb=1024)  # files in the sandbox count as its memory
 
 
 def test_files_the_program_deleted_leave_the_host_too(ex):

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from typing import Any
 
 from pgrpo.sandbox import wire
 from pgrpo.sandbox.isolation import Layers
@@ -48,6 +49,7 @@ class ForkServer:
         self.pid = _pid_of(fds[0])
         os.close(fds[0])
         self.workdir = f"/proc/{self.pid}/root{hello['workdir']}"
+        self.cgroup: dict | None = hello.get("cgroup")  # where each run is accounted, if anywhere
         self.run_child: tuple[int, int] | None = None  # the running program: (pid, pidfd)
 
     def _recv(self) -> tuple[dict, list[int]]:
@@ -96,6 +98,16 @@ class ForkServer:
             self.run_child = (pid, pidfd)
         return self.run_child[0]
 
+    def stats(self, pid: int | None) -> Any:
+        """What a test reads its CPU seconds and peak MB from: the run's cgroups where the fork
+        server has them (every thread and process of the run, memfd and shared memory included),
+        else the program's own process in /proc."""
+        if self.cgroup is not None:
+            return CgroupStats(self.cgroup)
+        from pgrpo.sandbox.remote import ProcStats
+
+        return ProcStats(pid)
+
     def kill(self) -> None:
         """Kill the running program now (a deadline passed); the fork server then reports and cleans up."""
         if self.run_pid() is not None:
@@ -123,6 +135,27 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+class CgroupStats:
+    """CPU seconds and peak MB of a whole run, read from the cgroups the fork server made for it."""
+
+    def __init__(self, paths: dict):
+        self.fds: list[int] = []
+        for name in ("cpu_ns", "peak_bytes"):
+            self.fds.append(os.open(paths[name], os.O_RDONLY))
+
+    def read(self) -> tuple[float | None, float | None]:
+        try:
+            cpu_ns, peak = (int(os.pread(fd, 64, 0)) for fd in self.fds)
+        except (OSError, ValueError):
+            return None, None
+        return cpu_ns / 1e9, peak / (1024 * 1024)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
 
 def _children_of(pid: int) -> list[int]:

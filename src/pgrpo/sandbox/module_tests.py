@@ -70,7 +70,7 @@ class ModuleTests:
             return [TestResult(verdict, message=failure[1][:2000])] * len(self.tests)
         self.exports = failure
         pid = self.server.run_pid()
-        self.stats = ProcStats(pid)
+        self.stats = self.server.stats(pid)  # the whole run where the fork server accounts it
         self.counter = open_instruction_counter(pid) if pid is not None and perf_available() else None
         try:
             namespace = self._namespace()

@@ -155,6 +155,8 @@ def _exit_verdict(report: dict, stdout_fd: int | None, output_limit: int) -> tup
     code, killed = report["exit_code"], report["killed"]
     if killed in ("deadline", "requested"):
         return Verdict.TIMEOUT, "time limit exceeded"
+    if killed == "memory":  # the run's memory cgroup hit its limit (memfd, shared memory included)
+        return Verdict.MEMORY_EXCEEDED, "memory limit exceeded"
     if code in (-signal.SIGXCPU, -signal.SIGKILL):
         return Verdict.TIMEOUT, "CPU time limit exceeded"
     if code == -signal.SIGXFSZ or (stdout_fd is not None and os.fstat(stdout_fd).st_size >= output_limit):

@@ -40,6 +40,7 @@ from pgrpo.sandbox.isolation import (
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
     Layers,
+    RunCgroup,
     block_keyrings,
     drop_privileges,
     empty_dir,
@@ -50,6 +51,7 @@ from pgrpo.sandbox.isolation import (
     rlimits,
     set_process_name,
     setup_filesystem,
+    sweep_stale_cgroups,
     umount_detach,
     unshare,
 )
@@ -82,7 +84,15 @@ PRELOAD = (
 
 
 class Zygote:
-    def __init__(self, sock: socket.socket, layers: Layers, workdir: str, proc: int, stderr: int):
+    def __init__(
+        self,
+        sock: socket.socket,
+        layers: Layers,
+        workdir: str,
+        proc: int,
+        stderr: int,
+        cgroup: RunCgroup | None,
+    ):
         self.sock = sock
         self.layers = layers
         self.workdir = workdir  # where runs start and leave files (we may be chrooted already)
@@ -90,6 +100,7 @@ class Zygote:
         self.proc = proc  # a descriptor on /proc, opened before any chroot
         self.stderr = stderr  # our own stderr, kept above 3 while runs borrow 0-3
         self.devnull = os.open(os.devnull, os.O_RDWR)
+        self.cgroup = cgroup  # accounts each run's CPU and memory, when the machine lets us
         self.child: int | None = None
         self.deadline_hit = False
         signal.signal(signal.SIGALRM, self._on_alarm)
@@ -102,6 +113,12 @@ class Zygote:
         limits = rlimits(int(job["cpu_s"]) + 1, int(job["memory_mb"]), int(job.get("output_mb", 16)))
         for target, fd in enumerate(sources):  # the child inherits them in place
             os.dup2(fd, target)
+        if self.cgroup is not None:
+            self.cgroup.prepare(int(job["memory_mb"]) * 1024 * 1024)
+            before = (self.cgroup.cpu_ns() / 1e9, self.cgroup.oom_kills())
+        else:  # every process of the run is reaped here (we are its subreaper or init)
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            before = (children.ru_utime + children.ru_stime, 0)
         pid = os.fork()
         if pid == 0:
             self._become_child(job, passed["program"], limits)  # never returns
@@ -118,16 +135,24 @@ class Zygote:
         self.child = None
         for fd in fds:
             os.close(fd)
+        wall_s = time.monotonic() - started
         leftovers = self._clean_up()
+        if self.cgroup is not None:
+            cpu_s, maxrss_kb = self.cgroup.cpu_ns() / 1e9, self.cgroup.peak_bytes() // 1024
+            out_of_memory = self.cgroup.oom_kills() > before[1]
+        else:
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_s, maxrss_kb = children.ru_utime + children.ru_stime, usage.ru_maxrss
+            out_of_memory = False
         wire.send_msg(
             self.sock,
             {
                 "event": "exited",
                 "exit_code": os.waitstatus_to_exitcode(status),
-                "killed": "deadline" if self.deadline_hit else None,
-                "cpu_s": usage.ru_utime + usage.ru_stime,
-                "maxrss_kb": usage.ru_maxrss,
-                "wall_s": time.monotonic() - started,
+                "killed": "deadline" if self.deadline_hit else ("memory" if out_of_memory else None),
+                "cpu_s": cpu_s - before[0],  # every thread and process of the run
+                "maxrss_kb": maxrss_kb,
+                "wall_s": wall_s,
                 "leftovers": leftovers,
             },
         )
@@ -158,6 +183,8 @@ class Zygote:
             # The trusted runner compiled the program (a program that does not compile never gets
             # a process); it reaches us, not the fork server, whose memory every later run inherits.
             compiled = marshal.loads(_read_all(program_fd))
+            if self.cgroup is not None:
+                self.cgroup.join()  # before the program can start a thread or a process
             os.closerange(4, 1 << 16)  # the control socket above all: the program must not reach it
             if self.layers.active["ipc_namespace"]:
                 unshare(CLONE_NEWIPC)  # what this run creates dies with it, unseen by the next
@@ -246,14 +273,24 @@ def _preload(extra: list[str]) -> None:
             pass
 
 
-def _outer(inner: int, root: str | None, parent: int) -> None:
+def _outer(inner: int, root: str | None, parent: int, cgroup: RunCgroup | None) -> None:
     """Wait for the inner fork server, then remove the root's mount point from the host's /tmp.
     When our parent (the worker) is killed we get SIGTERM, not SIGKILL, so that this still happens."""
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(inner, signal.SIGKILL))
+    pidfd = os.pidfd_open(inner)  # never a reused pid, and no error once it has been reaped
+
+    def stop_inner(*_: object) -> None:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass  # it is gone already: the clean-up below must still run
+
+    signal.signal(signal.SIGTERM, stop_inner)
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the worker died before we asked to be told
-        os.kill(inner, signal.SIGKILL)
+        stop_inner()
     _, status = os.waitpid(inner, 0)
+    if cgroup is not None:
+        cgroup.remove()
     if root:
         try:
             umount_detach(root)
@@ -280,6 +317,20 @@ def main() -> None:
     else:
         _enter_namespaces(layers, disabled)
     sweep_stale_dirs()
+    cgroup = None
+    if not privileged:
+        layers.disable("cgroup", "needs root")
+    elif "cgroup" in disabled:
+        layers.disable("cgroup", "disabled by configuration")
+    else:
+        sweep_stale_cgroups()
+        try:
+            cgroup = RunCgroup(f"pgrpo-{os.getpid()}")
+            layers.enable("cgroup")
+        except OSError as e:
+            layers.disable(
+                "cgroup", f"no writable cgroup v1 cpuacct and memory hierarchies: {e.strerror or e}"
+            )
     root = private_dir(f"pgrpo-root-{os.getpid()}-") if layers.active["filesystem"] else None
     # A uid of our own per worker: process limits count only this worker's runs.
     run_uid = 200_000 + os.getpid() % 100_000
@@ -287,7 +338,7 @@ def main() -> None:
         inner = os.fork()
         if inner:  # the outer process only waits; the inner one is init of the new namespace
             os.close(ctl_fd)
-            _outer(inner, root, parent)  # never returns
+            _outer(inner, root, parent, cgroup)  # never returns
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if privileged and "unprivileged_uid" not in disabled:
         layers.uid = run_uid
@@ -341,10 +392,17 @@ def main() -> None:
     if root is not None:
         os.chroot(root)  # runs inherit it; the runner reaches our files through /proc/<pid>/root
     os.chdir(workdir)
-    zygote = Zygote(sock, layers, workdir, proc, stderr)
+    zygote = Zygote(sock, layers, workdir, proc, stderr, cgroup)
     set_process_name("pgrpo-zygote")
     wire.send_msg(
-        sock, {"event": "hello", "layers": layers.to_dict(), "workdir": workdir}, [os.pidfd_open(os.getpid())]
+        sock,
+        {
+            "event": "hello",
+            "layers": layers.to_dict(),
+            "workdir": workdir,
+            "cgroup": cgroup.paths if cgroup is not None else None,
+        },
+        [os.pidfd_open(os.getpid())],
     )
     while True:
         try:

@@ -1,0 +1,100 @@
+"""False measurements: CPU spent in threads and child processes, memory held in memfd and shared
+memory. What a run uses must be counted, and held to the problem's limits."""
+
+from __future__ import annotations
+
+from attack_kit import *  # noqa: F403 - the shared kit: constants, problems, run(), fixtures
+
+BUSY_S = 0.4
+SPIN = code(
+    """
+    import os, threading, time
+    def spin(seconds):
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+    def f(where):
+        if where == "threads":
+            workers = [threading.Thread(target=spin, args=({busy} / 2,)) for _ in range(2)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+        else:  # a child process that burns CPU while we sleep, reaped or left to the sandbox
+            pid = os.fork()
+            if pid == 0:
+                spin({busy})
+                os._exit(0)
+            if where == "child":
+                os.waitpid(pid, 0)
+            else:
+                time.sleep({busy} * 2)
+        return 1
+    """,
+    busy=BUSY_S,
+)
+
+
+@pytest.mark.parametrize("where", ["threads", "child", "orphan"])
+def test_cpu_spent_outside_the_main_thread_is_counted(ex, where):
+    result = run(ex, problem(CallTest(args=[where], expected=1), memory_limit_mb=512), SPIN)
+    assert result.verdict is Verdict.PASSED, result
+    cpu = result.tests[0].cpu_s
+    assert cpu is not None and cpu >= BUSY_S * 0.75, f"{BUSY_S} s of CPU in {where} reported as {cpu}"
+
+
+def test_cpu_of_a_scripts_orphan_is_counted(ex):
+    script = code(
+        """
+        import os, time
+        if os.fork() == 0:
+            end = time.process_time() + {busy}
+            while time.process_time() < end:
+                pass
+            os._exit(0)
+        time.sleep({busy} * 2)
+        print(1)
+        """,
+        busy=BUSY_S,
+    )
+    result = run(ex, problem(StdioTest(stdin="", stdout="1\n"), entry_point=None), script)
+    assert result.verdict is Verdict.PASSED, result
+    cpu = result.tests[0].cpu_s
+    assert cpu is not None and cpu >= BUSY_S * 0.75, f"{BUSY_S} s of CPU in an orphan reported as {cpu}"
+
+
+HOLD = code(
+    """
+    import ctypes, mmap, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    held = []
+    def f(kind, pieces):
+        for _ in range(pieces):  # 15 MB at a time: under the file-size and address-space limits
+            if kind == "memfd":
+                fd = os.memfd_create("x")
+                os.write(fd, b"x" * (15 << 20))
+                held.append(fd)
+            else:
+                ident = libc.shmget(0, 15 << 20, 0o1600)
+                address = libc.shmat(ident, None, 0)
+                ctypes.memset(address, 1, 15 << 20)
+                libc.shmdt(ctypes.c_void_p(address))
+        return "held"
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["memfd", "shm"])
+def test_memory_held_outside_the_address_space_is_counted(ex, kind):
+    result = run(ex, problem(CallTest(args=[kind, 6], expected="held"), memory_limit_mb=512), HOLD)
+    assert result.verdict is Verdict.PASSED, result
+    peak = result.tests[0].peak_mb
+    assert peak is not None and peak >= 80, f"90 MB in {kind} reported as a peak of {peak} MB"
+
+
+@pytest.mark.parametrize("kind", ["memfd", "shm"])
+def test_memory_held_outside_the_address_space_is_limited(ex, kind):
+    result = run(ex, problem(CallTest(args=[kind, 20], expected="held"), memory_limit_mb=128), HOLD)
+    assert_not_passed(result, Verdict.MEMORY_EXCEEDED)
+    assert_healthy(ex)
