@@ -2,8 +2,11 @@
 
 For assert and call tests the candidate runs as a module in one confined process and the tests run
 *here*, calling it through `remote.Session`; for stdio tests each test is one confined run of the
-program and its stdout is compared here. Timing and memory figures come from the kernel (/proc and
-wait4), never from the candidate.
+program and its stdout is compared here. Timing and memory figures come from the kernel, never
+from the candidate: with the `cgroup` layer, from the run's cgroups (CPU of every thread and process
+of the run; peak memory the run added: pages it allocated or copied, memfd, shared memory and files
+it wrote, not the interpreter's pages it shares with the fork server); without it, from /proc (the
+program's main thread and its peak resident memory) and wait4.
 
 What this protects against (each family has a test in tests/sandbox/test_<family>.py):
 - early exits faking success (sys.exit, os._exit, atexit, excepthook, __del__, BaseException in a
@@ -26,9 +29,15 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   sandbox's root holds only the interpreter and libraries (no project files, no /proc);
 - forging the result channel: only values travel on it; stdout and stray descriptors are ignored;
 - tampering with the harness (builtins, unittest, signals, time): the harness is not in that process;
-- resources: CPU, wall time, address space, processes, file size, output size, open files;
+- resources: CPU, wall time, address space, processes, file size, output size, open files, and
+  (cgroup layer) memory held outside the address space: memfd, shared memory, written files;
 - escapes: no network interfaces, a read-only root with one writable directory, a uid of its own,
-  and every process a run started is killed before its result is reported;
+  an IPC namespace per run (no System V or POSIX IPC of the host or of earlier runs), no keyring
+  calls, and every process a run started is killed before its result is reported;
+- state between samples: each run starts from the same state: its work directory is emptied
+  (however deep or locked) and reset (mode, owner, times, extended attributes), the program's text
+  reaches only its own forked process (never the fork server that later runs inherit), and the
+  files it leaves for the tests are mirrored with deletions and bounded on the host;
 - crashes of any kind end as runtime_error, and the worker and the batch carry on;
 - a program or test that needs a benchmark library this machine lacks (the `programs` extra) ends as
   sandbox_error naming the library, not as a wrong program;
@@ -36,7 +45,13 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   programs in their own inside the sandbox.
 
 What it does not protect against:
-- kernel exploits (there is no seccomp filter) and side channels between concurrent runs;
+- kernel exploits (the only seccomp filter refuses the keyring calls) and side channels between
+  concurrent runs;
+- without the cgroup layer (not root, or no writable cgroup v1 cpuacct and memory hierarchies, as on
+  a cgroup-v2-only machine), CPU spent outside a module-mode program's main thread is not counted
+  per test, and memfd or shared memory is bounded only by the file-size and open-files limits (and,
+  for System V memory, by the end of the run's IPC namespace), not by the memory limit;
+- a run's page-cache pages (files it reads for the first time) count in its cgroup's peak memory;
 - the program sees its inputs, including test-defined helper functions passed to it (shipped as
   code when they are self-contained); operations on handles (len, str, iteration, attributes, and
   method calls such as a program class's own `equals`) are answered by the program's own code, so
