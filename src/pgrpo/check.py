@@ -1,14 +1,19 @@
-"""`pgrpo check`: run samples against their problems' tests and write one result row per sample."""
+"""`pgrpo check`: run samples against their problems' tests and write one result row per sample.
+
+Rows are streamed to `OUT.partial` as results arrive (an interrupted run keeps what it judged) and
+the file is renamed to OUT only when every row is written: OUT is never a truncated file, and a
+rerun that stops early leaves the previous complete OUT in place.
+"""
 
 from __future__ import annotations
 
 import collections
-import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 
-from pgrpo.jsonl import read_jsonl
+from pgrpo.jsonl import dumps_row, open_rows, read_jsonl
 from pgrpo.prompting import program_for
 from pgrpo.types import ExecResult, Problem, ProblemFormatError, Sample, Verdict
 
@@ -84,7 +89,10 @@ def run_check(
         from tqdm import tqdm
 
         bar = tqdm(total=len(pairs), desc="executing", unit="sample", file=sys.stderr)
-    out = open(out_path, "w", encoding="utf-8") if out_path else None
+    partial = f"{out_path}.partial" if out_path else None
+    if partial:
+        os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)
+    out = open_rows(partial) if partial else None
     try:
         with Executor(workers=workers, time_limit_s=time_limit_s) as executor:
             report.layers = dict(executor.layers.active)
@@ -93,7 +101,11 @@ def run_check(
                 report.add(result)
                 results.append(result)
                 if out:
-                    out.write(json.dumps({**sample.fields, **result.to_dict()}, ensure_ascii=False) + "\n")
+                    out.write(dumps_row({**sample.fields, **result.to_dict()}))
+                    out.flush()
+        if out:
+            out.close()
+            os.replace(partial, out_path)
     finally:
         if out:
             out.close()

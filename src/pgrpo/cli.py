@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pgrpo.types import ProblemFormatError
+from pgrpo.types import ProblemFormatError, time_limit
+
+
+def _seconds(text: str) -> float:
+    """A --timeout value, checked by the same rule as a problem's `time_limit_s`."""
+    try:
+        return time_limit(float(text), "a time limit")
+    except ValueError as e:  # ProblemFormatError too
+        message = str(e) if isinstance(e, ProblemFormatError) else f"not a number: {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -110,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--out", help="results JSONL, one row per sample line, in order")
     check.add_argument("--workers", type=int, default=2, help="parallel sandbox workers (default 2)")
     check.add_argument(
-        "--timeout", type=float, help="per-test time limit in seconds (default: the problem's)"
+        "--timeout", type=_seconds, help="per-test time limit in seconds (default: the problem's)"
     )
     check.set_defaults(func=_check)
 
@@ -144,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--out", required=True, help="run directory (report.json, results.jsonl, ...)")
     ev.add_argument("--workers", type=int, default=2, help="sandbox workers (default 2)")
-    ev.add_argument("--timeout", type=float, help="per-test time limit override, seconds")
+    ev.add_argument("--timeout", type=_seconds, help="per-test time limit override, seconds")
     ev.add_argument("--limit", type=int, help="only the first N problems")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--batch-size", type=int, help="transformers: sequences per forward pass (default 8)")

@@ -12,27 +12,40 @@ from pgrpo.types import ProblemFormatError
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
-    """Yield (`file:line`, parsed row) for every non-blank line; a malformed line raises with its place.
-    A name ending in `.gz` is read through gzip."""
+    """Yield (`file:line`, parsed row) for every non-blank line; a malformed line raises with its place
+    (not JSON, not UTF-8, nested too deeply, a number past Python's int-string limit). A name ending
+    in `.gz` is read through gzip."""
     path = os.fspath(path)
     try:
-        f = gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
+        f = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
     except OSError as e:
         raise ProblemFormatError(f"{path}: cannot open ({e.strerror})") from None
     with f:
         try:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
+            for lineno, raw in enumerate(f, 1):
                 where = f"{path}:{lineno}"
                 try:
-                    yield where, json.loads(line)
-                except json.JSONDecodeError as e:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
                     raise ProblemFormatError(
-                        f"{where}: not valid JSON ({e.msg} at column {e.colno})"
+                        f"{where}: not valid UTF-8 (byte {e.start + 1} of the line)"
                     ) from None
+                if not line.strip():
+                    continue
+                yield where, _parse_line(line, where)
         except (EOFError, gzip.BadGzipFile) as e:
             raise ProblemFormatError(f"{path}: not a readable gzip file ({e})") from None
+
+
+def _parse_line(line: str, where: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ProblemFormatError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise ProblemFormatError(f"{where}: JSON nested too deeply") from None
+    except ValueError as e:  # e.g. an integer longer than Python's int-string limit (4300 digits)
+        raise ProblemFormatError(f"{where}: unreadable JSON value ({e})") from None
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
@@ -41,9 +54,19 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open_rows(tmp) as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(dumps_row(row))
             n += 1
     os.replace(tmp, path)
     return n
+
+
+def open_rows(path: str) -> Any:
+    """A text file for JSONL rows that no text can stop: a lone surrogate (from program output or an
+    input row's escapes) is written as its JSON escape `\\udxxx`, so the file stays UTF-8 and JSON."""
+    return open(path, "w", encoding="utf-8", errors="backslashreplace")
+
+
+def dumps_row(row: dict) -> str:
+    return json.dumps(row, ensure_ascii=False) + "\n"

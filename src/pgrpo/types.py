@@ -8,11 +8,16 @@ docs/formats.md; nothing here imports anything heavy.
 from __future__ import annotations
 
 import enum
+import keyword
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
 DEFAULT_TIME_LIMIT_S = 10.0
 DEFAULT_MEMORY_LIMIT_MB = 1024
+MAX_TIME_LIMIT_S = 3600.0  # per test; beyond it the sandbox's timers are not meaningful
+MAX_MEMORY_LIMIT_MB = 1024 * 1024
+MAX_VALUE_DEPTH = 100  # nesting of a call test's JSON values (the channel carries 200 levels)
 
 
 class Verdict(enum.StrEnum):
@@ -30,6 +35,55 @@ class Verdict(enum.StrEnum):
 
 class ProblemFormatError(ValueError):
     """A problem, test or sample that does not follow the documented format."""
+
+
+def time_limit(value: Any, where: str) -> float:
+    """A time limit in seconds, from a problem file or a flag: a finite positive number up to
+    MAX_TIME_LIMIT_S (NaN, infinities, 1e308, booleans and strings are refused, naming `where`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProblemFormatError(f"{where} must be a number of seconds, got {type(value).__name__}")
+    if not (math.isfinite(value) and 0 < value <= MAX_TIME_LIMIT_S):
+        raise ProblemFormatError(
+            f"{where} must be more than 0 and at most {MAX_TIME_LIMIT_S:g} seconds, got {value}"
+        )
+    return float(value)
+
+
+def safe_text(text: str) -> str:
+    """Text a program produced (messages, output excerpts), safe to write as UTF-8 and JSON: lone
+    surrogates (`raise ValueError('\\ud800')`) become visible `\\udxxx` escapes."""
+    if type(text) is not str or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """Whether a JSON value nests no deeper than `limit` (iteratively: no recursion to exhaust)."""
+    stack = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if d > limit:
+            return False
+        if isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+        elif isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+    return True
+
+
+def _check_code(text: str, what: str, where: str) -> None:
+    """Test code the trusted side will run must compile: a problem whose test does not parse is
+    the problem's fault, refused once here rather than failing every sample."""
+    try:
+        compile(text, f"<{what}>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as e:
+        line = f" (line {e.lineno})" if getattr(e, "lineno", None) else ""
+        msg = getattr(e, "msg", None) or str(e)
+        raise ProblemFormatError(f"{where}: field '{what}' is not valid Python: {msg}{line}") from None
 
 
 # ----------------------------------------------------------------------------- tests
@@ -101,15 +155,22 @@ def test_from_dict(d: Any, where: str = "test") -> Test:
         raise ProblemFormatError(f"{where}: a test must be an object, got {type(d).__name__}")
     kind = d.get("type")
     if kind == "assert":
-        return AssertTest(code=_require(d, "code", str, where))
+        code = _require(d, "code", str, where)
+        _check_code(code, "code", where)
+        return AssertTest(code=code)
     if kind == "call":
         if "expected" not in d:
             raise ProblemFormatError(f"{where}: missing field 'expected'")
-        return CallTest(
-            args=_require(d, "args", list, where),
-            kwargs=d.get("kwargs") or {},
-            expected=d["expected"],
-        )
+        kwargs = d.get("kwargs")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ProblemFormatError(
+                f"{where}: field 'kwargs' must be an object, got {type(kwargs).__name__}"
+            )
+        args = _require(d, "args", list, where)
+        for key, value in (("args", args), ("kwargs", kwargs), ("expected", d["expected"])):
+            if not _depth(value, MAX_VALUE_DEPTH):
+                raise ProblemFormatError(f"{where}: field '{key}' nests deeper than {MAX_VALUE_DEPTH} levels")
+        return CallTest(args=args, kwargs=kwargs or {}, expected=d["expected"])
     if kind == "stdio":
         return StdioTest(stdin=_require(d, "stdin", str, where), stdout=_require(d, "stdout", str, where))
     if kind == "answer":
@@ -170,22 +231,32 @@ class Problem:
         tests_raw = _require(d, "tests", list, where)
         tests = tuple(test_from_dict(t, f"{where}: tests[{i}]") for i, t in enumerate(tests_raw))
         entry_point = d.get("entry_point")
-        if entry_point is not None and not isinstance(entry_point, str):
-            raise ProblemFormatError(f"{where}: field 'entry_point' must be a string")
+        if entry_point is not None and not (
+            isinstance(entry_point, str) and entry_point.isidentifier() and not keyword.iskeyword(entry_point)
+        ):
+            raise ProblemFormatError(
+                f"{where}: field 'entry_point' must be a Python function name, got {entry_point!r:.80}"
+            )
         if entry_point is None and any(isinstance(t, CallTest) for t in tests):
             raise ProblemFormatError(f"{where}: call tests need an 'entry_point'")
-        time_limit = d.get("time_limit_s", DEFAULT_TIME_LIMIT_S)
+        limit = time_limit(d.get("time_limit_s", DEFAULT_TIME_LIMIT_S), f"{where}: field 'time_limit_s'")
         memory_limit = d.get("memory_limit_mb", DEFAULT_MEMORY_LIMIT_MB)
-        if not isinstance(time_limit, (int, float)) or time_limit <= 0:
-            raise ProblemFormatError(f"{where}: field 'time_limit_s' must be a positive number")
-        if not isinstance(memory_limit, int) or memory_limit <= 0:
-            raise ProblemFormatError(f"{where}: field 'memory_limit_mb' must be a positive integer")
+        if isinstance(memory_limit, bool) or not isinstance(memory_limit, int):
+            raise ProblemFormatError(
+                f"{where}: field 'memory_limit_mb' must be an integer, got {type(memory_limit).__name__}"
+            )
+        if not 0 < memory_limit <= MAX_MEMORY_LIMIT_MB:
+            raise ProblemFormatError(
+                f"{where}: field 'memory_limit_mb' must be more than 0 and at most {MAX_MEMORY_LIMIT_MB}"
+            )
         metadata = d.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise ProblemFormatError(f"{where}: field 'metadata' must be an object")
         for key in ("prompt", "setup", "reference"):
             if d.get(key) is not None and not isinstance(d[key], str):
                 raise ProblemFormatError(f"{where}: field '{key}' must be a string")
+        if d.get("setup"):
+            _check_code(d["setup"], "setup", where)
         return cls(
             id=pid,
             prompt=d.get("prompt", ""),
@@ -193,7 +264,7 @@ class Problem:
             entry_point=entry_point,
             setup=d.get("setup") or "",
             reference=d.get("reference"),
-            time_limit_s=float(time_limit),
+            time_limit_s=limit,
             memory_limit_mb=memory_limit,
             metadata=metadata,
         )
@@ -245,6 +316,9 @@ class TestResult:
     instructions: int | None = None  # only where perf counters exist; never estimated
     message: str = ""
 
+    def __post_init__(self) -> None:
+        self.message = safe_text(self.message)
+
     @property
     def passed(self) -> bool:
         return self.verdict is Verdict.PASSED
@@ -271,6 +345,9 @@ class ExecResult:
     wall_s: float = 0.0
     message: str = ""
     stderr: str = ""
+
+    def __post_init__(self) -> None:
+        self.message, self.stderr = safe_text(self.message), safe_text(self.stderr)
 
     @property
     def passed(self) -> bool:
