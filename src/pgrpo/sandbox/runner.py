@@ -28,6 +28,13 @@ What this protects against (each family has a test in tests/sandbox/test_<family
 - reading tests or expected values: they never enter the sandbox or the fork server's memory; the
   sandbox's root holds only the interpreter and libraries (no project files, no /proc);
 - forging the result channel: only values travel on it; stdout and stray descriptors are ignored;
+- malformed frames: whatever the candidate writes on the channel (unknown tags, names with NUL,
+  invalid UTF-8, 5,000-digit ints, deep nesting, lengths past the limit) is a protocol violation that
+  ends the run at once as runtime_error (output_exceeded for a frame over the limit), never as
+  sandbox_error; errors of our own code still surface as sandbox_error;
+- stalls on the channel: every read, write and decode ends at the test's deadline (a half-written
+  frame, a program that stops reading), and values costly to rebuild are refused (sets or dict keys
+  with more than 64 equal hashes);
 - tampering with the harness (builtins, unittest, signals, time): the harness is not in that process;
 - resources: CPU, wall time, address space, processes, file size, output size, open files, and
   (cgroup layer) memory held outside the address space: memfd, shared memory, written files;
