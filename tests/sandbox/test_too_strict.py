@@ -155,3 +155,26 @@ def test_a_module_the_program_imported_is_imported_here(ex):
     program = "import math\ndef f(x):\n    return math.sqrt(x)\n"
     result = run(ex, problem(AssertTest("assert math.isclose(f(2), 1.4142135623730951)")), program)
     assert result.passed, result
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "def f(node):\n    return 3\n",
+        "Node = 5\ndef f(node):\n    return 3\n",
+        "Node = None\ndef f(node):\n    return 3\n",
+    ],
+    ids=["undefined", "not_callable", "none"],
+)
+def test_a_program_breaking_setup_does_not_buy_a_sandbox_error(ex, program):
+    """Setup that reads the program's names failed because of the program: a runtime error, not a
+    sandbox error (masked in rewards, which would be worth more than a 0)."""
+    prob = dataclasses.replace(problem(AssertTest("assert f(root) == 3")), setup=TREE_SETUP)
+    result = run(ex, prob, program)
+    assert_not_passed(result, Verdict.RUNTIME_ERROR)
+
+
+def test_control_setup_failing_on_its_own_is_still_the_problems_fault(ex):
+    prob = dataclasses.replace(problem(AssertTest("assert f(1, 2) == 3")), setup="import math\nx = 1 / 0")
+    result = ex.run(prob, CORRECT_ADD)
+    assert result.verdict is Verdict.SANDBOX_ERROR, result

@@ -53,6 +53,7 @@ class ModuleTests:
         self.tests, self.limit = tests, limit
         self.stats = ProcStats(None)
         self.counter: int | None = None
+        self.asked_program = False  # setup reads names that only the program defines (entry point too)
 
     def run(self) -> list[TestResult | None]:
         try:
@@ -85,9 +86,13 @@ class ModuleTests:
         except CandidateRaised as e:  # setup called the program (its classes), which raised
             message = f"the program raised during the problem's setup: {type(e).__name__}: {e}"[:500]
             return [TestResult(Verdict.RUNTIME_ERROR, message=message)] * len(self.tests)
-        except BaseException as e:  # the problem's own setup failed: not the candidate's doing
+        except BaseException as e:
             message = f"the problem's setup code failed: {type(e).__name__}: {e}"[:500]
-            return [TestResult(Verdict.SANDBOX_ERROR, message=message)] * len(self.tests)
+            # Setup that reads names of the program's (MBPP's `Node(1)`) fails on a program that
+            # defines them wrongly or not at all: the program's fault, or it could buy a masked
+            # reward. Setup that needs nothing of the program failed on its own: the problem's.
+            verdict = Verdict.RUNTIME_ERROR if self.asked_program else Verdict.SANDBOX_ERROR
+            return [TestResult(verdict, message=message)] * len(self.tests)
         results: list[TestResult | None] = []
         for i, test in enumerate(self.tests):
             result = self._one(test, namespace)
@@ -131,9 +136,11 @@ class ModuleTests:
         if self.problem.entry_point:
             namespace[self.problem.entry_point] = self.exports[self.problem.entry_point]
         snippets = (self.problem.setup, *(t.code for t in self.tests if isinstance(t, AssertTest)))
+        setup_reads = free_names((self.problem.setup,)) - trusted_builtins.keys()
+        self.asked_program = any(_module_named(name) is None for name in setup_reads)
         for name in sorted(free_names(snippets) - namespace.keys() - trusted_builtins.keys()):
-            module = _MODULE_ALIASES.get(name, name)
-            if module in sys.stdlib_module_names or module in _MODULE_ALIASES.values():
+            module = _module_named(name)
+            if module is not None:
                 _import_into(namespace, name, module)  # the real module, whatever the program calls so
             else:
                 self._program_name(namespace, name, session)
@@ -214,6 +221,12 @@ class ModuleTests:
 TRUTH_NAME = "__pgrpo_strict_truth__"
 _SCALARS = frozenset({int, float, str, bool, type(None)})
 _MODULE_ALIASES = {"np": "numpy", "pd": "pandas"}  # the usual import names of the benchmark libraries
+
+
+def _module_named(name: str) -> str | None:
+    """The standard or benchmark module a test means by `name` (`np` is numpy), if any."""
+    module = _MODULE_ALIASES.get(name, name)
+    return module if module in sys.stdlib_module_names or module in _MODULE_ALIASES.values() else None
 
 
 def _import_into(namespace: dict, name: str, module: str) -> None:
