@@ -56,3 +56,25 @@ def test_hash_colliding_dict_keys_returned(ex):
     result, wall = timed(ex, many_tests_problem(), program)
     assert wall < MAX_S, (wall, result)
     assert_not_passed(result, Verdict.RUNTIME_ERROR)
+
+
+def test_program_that_lingers_after_the_channel_closes(ex):
+    # After the last test the channel closes and the program should exit; this one waits instead.
+    program = code(
+        """
+        import sys, time
+        wire = sys.modules["pgrpo.sandbox.wire"]
+        original = wire.recv_frame
+        def recv_frame(*args, **kwargs):
+            try:
+                return original(*args, **kwargs)
+            except EOFError:
+                time.sleep(60)
+        wire.recv_frame = recv_frame
+        def f(a, b):
+            return a - b
+        """
+    )
+    result, wall = timed(ex, many_tests_problem(), program)
+    assert wall < MAX_S, (wall, result)
+    assert_not_passed(result, Verdict.FAILED)

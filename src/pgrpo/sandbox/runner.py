@@ -90,6 +90,7 @@ import marshal
 import os
 import pickle
 import re
+import select
 import signal
 import socket
 import struct
@@ -351,6 +352,8 @@ class Runner:
             if session.violation is not None:  # it broke the protocol: nothing more to wait for
                 self.server.kill()
             mine.close()  # the program sees end of input and exits; the fork server reports how
+            if not select.select([self.server.sock], [], [], limit)[0]:  # it lingers: one time limit at most
+                self.server.kill()
             exited = self.server.wait_exited()
             if any(r is None for r in results):  # it ended before the tests did: ask the kernel how
                 verdict, message = _exit_verdict(exited, stdout, OUTPUT_LIMIT_MB * 1024 * 1024)
