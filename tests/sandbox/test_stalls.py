@@ -78,3 +78,44 @@ def test_program_that_lingers_after_the_channel_closes(ex):
     result, wall = timed(ex, many_tests_problem(), program)
     assert wall < MAX_S, (wall, result)
     assert_not_passed(result, Verdict.FAILED)
+
+
+# The channel's own waits, without a sandbox: a socket pair stands for the program's end.
+
+
+def test_a_half_written_frame_ends_at_the_deadline():
+    import socket
+
+    from pgrpo.sandbox import wire
+
+    mine, theirs = socket.socketpair()
+    with mine, theirs:
+        mine.setblocking(False)
+        theirs.sendall(b"\x00\x00\x00\x10{")  # a header for 16 bytes, then one
+        t0 = time.monotonic()
+        with pytest.raises(wire.DeadlinePassed):
+            wire.recv_frame(mine.fileno(), deadline=t0 + 0.2)
+        assert time.monotonic() - t0 < 1.0
+
+
+def test_a_peer_that_stops_reading_ends_a_send_at_the_deadline():
+    import socket
+
+    from pgrpo.sandbox import wire
+
+    mine, theirs = socket.socketpair()
+    with mine, theirs:
+        mine.setblocking(False)
+        t0 = time.monotonic()
+        with pytest.raises(wire.DeadlinePassed):
+            wire.send_frame(mine.fileno(), b"x" * 8_000_000, deadline=t0 + 0.2)
+        assert time.monotonic() - t0 < 1.0
+
+
+def test_decoding_a_large_value_stops_at_the_deadline():
+    from pgrpo.sandbox import wire
+
+    decoder = wire.Decoder()
+    decoder.start(time.monotonic() - 1)  # already past
+    with pytest.raises(wire.DeadlinePassed):
+        decoder.decode(["l", *[["t", i] for i in range(100_000)]])
