@@ -33,7 +33,7 @@ MAX_DEPTH = 200
 # Values with equal hashes that one decoded value may hold in its sets and dict keys: n of them
 # cost n² comparisons to insert (a few thousand forged ints would hold the trusted side for seconds).
 MAX_HASH_COLLISIONS = 64
-DEADLINE_CHECK_EVERY = 20_000  # decoded nodes between two looks at the clock
+DEADLINE_CHECK_EVERY = 20_000  # decoded items between two looks at the clock
 
 # Built-in types that travel by name (a test passing `int` to a program's `isinstance`, a
 # defaultdict's factory); the receiving side uses its own.
@@ -327,13 +327,13 @@ class Decoder:
     def decode(self, data: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise WireError("value nested too deeply")
-        self._until_check -= 1
-        if self._until_check < 0:
-            self._check_deadline()
         if data is None or isinstance(data, (bool, int, float, str)):
             return data
         if not isinstance(data, list) or not data or not isinstance(data[0], str):
             raise WireError(f"malformed value of type {type(data).__name__}")
+        self._until_check -= len(data)  # a container and its items, counted once at its start
+        if self._until_check < 0:
+            self._check_deadline()
         tag, rest, d = data[0], data[1:], depth + 1
         try:
             if tag == "l":
