@@ -128,6 +128,7 @@ class ModuleTests:
 
         trusted_builtins = dict(vars(builtins))
         trusted_builtins["__import__"] = sandbox_aware_import
+        trusted_builtins.update(all=_strict_all, any=_strict_any)
         namespace: dict[str, Any] = {
             "__builtins__": trusted_builtins,
             "__name__": "__test__",
@@ -221,6 +222,23 @@ class ModuleTests:
 TRUTH_NAME = "__pgrpo_strict_truth__"
 _SCALARS = frozenset({int, float, str, bool, type(None)})
 _MODULE_ALIASES = {"np": "numpy", "pd": "pandas"}  # the usual import names of the benchmark libraries
+
+
+# `all` and `any` as test code sees them: the truth of a sandboxed object is not asked there
+# (`assert all(f(x) for x in xs)` with an `f` returning an object that calls itself true), as
+# `strict_truth` refuses it in an assert. `if node:` / `while node:` still ask the program.
+def _strict_all(iterable: Any) -> bool:
+    for item in iterable:
+        if not strict_truth(item):
+            return False
+    return True
+
+
+def _strict_any(iterable: Any) -> bool:
+    for item in iterable:
+        if strict_truth(item):
+            return True
+    return False
 
 
 def _module_named(name: str) -> str | None:

@@ -62,7 +62,9 @@ What it does not protect against:
 - the program sees its inputs, including test-defined helper functions passed to it (shipped as
   code when they are self-contained); operations on handles (len, str, iteration, attributes, and
   method calls such as a program class's own `equals`) are answered by the program's own code, so
-  a test that only inspects a program-defined object through them trusts the program;
+  a test that only inspects a program-defined object through them trusts the program; so is the
+  truth of one where test code asks for it outside an assert (`not`, `bool()`, `if`, `while node:`
+  needs it), though `all` and `any` refuse it;
 - tests may use any name the program defines, as the reference harnesses (program and asserts in
   one file) allow: a name the test reads but never binds is asked of the program and is a value or
   a handle (its calls run in the sandbox). A test that meant such a name for something else (a bare
