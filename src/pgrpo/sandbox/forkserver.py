@@ -49,7 +49,8 @@ class ForkServer:
         self.pid = _pid_of(fds[0])
         os.close(fds[0])
         self.workdir = f"/proc/{self.pid}/root{hello['workdir']}"
-        self.cgroup: dict | None = hello.get("cgroup")  # where each run is accounted, if anywhere
+        cgroup = hello.get("cgroup")  # where each run is accounted, if anywhere
+        self.cgroup_stats = CgroupStats(cgroup) if cgroup is not None else None
         self.run_child: tuple[int, int] | None = None  # the running program: (pid, pidfd)
 
     def _recv(self) -> tuple[dict, list[int]]:
@@ -102,8 +103,8 @@ class ForkServer:
         """What a test reads its CPU seconds and peak MB from: the run's cgroups where the fork
         server has them (every thread and process of the run, memfd and shared memory included),
         else the program's own process in /proc."""
-        if self.cgroup is not None:
-            return CgroupStats(self.cgroup)
+        if self.cgroup_stats is not None:
+            return self.cgroup_stats  # opened once: the same files serve every run
         from pgrpo.sandbox.remote import ProcStats
 
         return ProcStats(pid)
@@ -129,6 +130,8 @@ class ForkServer:
 
     def close(self) -> None:
         self._forget_child()
+        if self.cgroup_stats is not None:
+            self.cgroup_stats.release()
         self.sock.close()
         try:
             self.proc.wait(timeout=5)
@@ -153,6 +156,9 @@ class CgroupStats:
         return cpu_ns / 1e9, peak / (1024 * 1024)
 
     def close(self) -> None:
+        """A test run is done with it; the fork server's handle keeps it for the next."""
+
+    def release(self) -> None:
         for fd in self.fds:
             os.close(fd)
         self.fds = []

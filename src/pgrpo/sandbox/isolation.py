@@ -355,6 +355,7 @@ class RunCgroup:
         self.limit = _open_high(f"{memory}/memory.limit_in_bytes", os.O_WRONLY)
         self.oom = _open_high(f"{memory}/memory.oom_control", os.O_RDONLY)
         self.limit_bytes = 0
+        self.seen = (self.cpu_ns(), self.oom_kills())  # the counters stand still between runs
         self.paths = {"cpu_ns": f"{cpu}/cpuacct.usage", "peak_bytes": f"{memory}/memory.max_usage_in_bytes"}
 
     def prepare(self, limit_bytes: int) -> None:
@@ -371,6 +372,14 @@ class RunCgroup:
         """In the run's first process, before the program starts."""
         for fd in self.join_fds:
             os.write(fd, b"0")
+
+    def account(self) -> tuple[float, int, bool]:
+        """After a run (no process left in the groups): its CPU seconds, peak KB, and whether the
+        memory limit killed one of its processes."""
+        now = (self.cpu_ns(), self.oom_kills())
+        cpu_s, killed = (now[0] - self.seen[0]) / 1e9, now[1] > self.seen[1]
+        self.seen = now
+        return cpu_s, self.peak_bytes() // 1024, killed
 
     def cpu_ns(self) -> int:
         return int(os.pread(self.usage, 64, 0))
