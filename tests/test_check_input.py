@@ -167,3 +167,17 @@ def test_an_interrupted_run_leaves_the_previous_results_whole(tmp_path, monkeypa
     assert out.read_text() == '{"previous": "run"}\n'  # never truncated under its final name
     partial = (tmp_path / "results.jsonl.partial").read_text().splitlines()
     assert len(partial) == 1 and json.loads(partial[0])["verdict"] == "passed"
+
+
+def test_ctrl_c_says_where_the_judged_rows_are(capsys, tmp_path, monkeypatch):
+    import pgrpo.sandbox
+
+    problems = write_lines(tmp_path / "problems.jsonl", [json.dumps(GOOD)])
+    samples = write_lines(
+        tmp_path / "samples.jsonl", [json.dumps({"id": "demo/add", "solution": CORRECT})] * 3
+    )
+    out = tmp_path / "results.jsonl"
+    monkeypatch.setattr(pgrpo.sandbox, "Executor", _StoppingExecutor)
+    rc, err = check(capsys, "--problems", str(problems), "--samples", str(samples), "--out", str(out))
+    assert rc == 130 and f"{out}.partial" in err, err
+    assert not out.exists()

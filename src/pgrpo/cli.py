@@ -28,7 +28,12 @@ def _check(args: argparse.Namespace) -> int:
         pairs = read_samples(args.samples, {p.id: p for p in problems})
     else:
         raise SystemExit("pgrpo check: give --samples FILE or --references")
-    report, _ = run_check(pairs, args.out, workers=args.workers, time_limit_s=args.timeout)
+    try:
+        report, _ = run_check(pairs, args.out, workers=args.workers, time_limit_s=args.timeout)
+    except KeyboardInterrupt:
+        kept = f"; the rows judged so far are in {args.out}.partial" if args.out else ""
+        print(f"pgrpo check: interrupted{kept}", file=sys.stderr)
+        return 130
     print(report.render())
     if args.out:
         print(f"results: {args.out}")
