@@ -60,6 +60,10 @@ BAD_PROBLEMS = {
         problem_with(tests=[{"type": "assert", "code": "assert add(1, 2) =="}]),
         "code",
     ),
+    "assert-too-deep-to-compile": (
+        problem_with(tests=[{"type": "assert", "code": "assert " + "-" * 100_000 + "1"}]),
+        "code",
+    ),
     "setup-does-not-parse": (problem_with(setup="def helper(:\n    pass"), "setup"),
     "args-nested-too-deeply": (
         problem_with(tests=[{"type": "call", "args": json.loads("[" * 150 + "]" * 150), "expected": 1}]),

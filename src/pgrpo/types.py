@@ -80,9 +80,9 @@ def _check_code(text: str, what: str, where: str) -> None:
     the problem's fault, refused once here rather than failing every sample."""
     try:
         compile(text, f"<{what}>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as e:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         line = f" (line {e.lineno})" if getattr(e, "lineno", None) else ""
-        msg = getattr(e, "msg", None) or str(e)
+        msg = getattr(e, "msg", None) or str(e) or f"{type(e).__name__} (nested too deeply to compile)"
         raise ProblemFormatError(f"{where}: field '{what}' is not valid Python: {msg}{line}") from None
 
 
