@@ -98,3 +98,24 @@ def test_memory_held_outside_the_address_space_is_limited(ex, kind):
     result = run(ex, problem(CallTest(args=[kind, 20], expected="held"), memory_limit_mb=128), HOLD)
     assert_not_passed(result, Verdict.MEMORY_EXCEEDED)
     assert_healthy(ex)
+
+
+@pytest.fixture(scope="module")
+def one_worker():
+    with Executor(workers=1) as executor:
+        yield executor
+
+
+def test_the_next_run_does_not_start_with_the_last_ones_shared_memory(one_worker):
+    held = run(one_worker, problem(CallTest(args=["shm", 6], expected="held"), memory_limit_mb=512), HOLD)
+    assert held.verdict is Verdict.PASSED, held
+    trivial = run(one_worker, problem(CallTest(args=[], expected=1)), "def f():\n    return 1\n")
+    assert trivial.verdict is Verdict.PASSED, trivial
+    peak = trivial.tests[0].peak_mb
+    assert peak is not None and peak < 40, f"a trivial run after 90 MB of shared memory peaked at {peak} MB"
+
+
+def test_without_cgroups_a_scripts_orphan_still_counts():
+    with Executor(workers=1, disable=("cgroup",)) as executor:
+        assert executor.layers.active["cgroup"] is False
+        test_cpu_of_a_scripts_orphan_is_counted(executor)

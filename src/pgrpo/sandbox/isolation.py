@@ -239,6 +239,23 @@ def block_keyrings() -> None:
     _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.c_char_p(fprog), 0, 0), "seccomp")
 
 
+# ----------------------------------------------------------------------------- IPC
+
+IPC_RMID, SHM_STAT, SHM_INFO = 0, 13, 14
+
+
+def remove_shared_memory() -> None:
+    """Remove every System V shared memory segment of our IPC namespace now (no process of the run
+    is left to hold one). A namespace we leave is freed later, by a kernel worker: until then its
+    segments would still count in the memory cgroup that the next run starts in."""
+    info = ctypes.create_string_buffer(512)
+    top = _libc.shmctl(0, SHM_INFO, info)  # the highest index in use
+    for index in range(top + 1):
+        ident = _libc.shmctl(index, SHM_STAT, info)
+        if ident >= 0:
+            _libc.shmctl(ident, IPC_RMID, None)
+
+
 # ----------------------------------------------------------------------------- the work directory
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW

@@ -48,6 +48,7 @@ from pgrpo.sandbox.isolation import (
     kill_descendants_as_subreaper,
     kill_namespace_rest,
     prctl,
+    remove_shared_memory,
     reset_dir,
     rlimits,
     set_process_name,
@@ -164,6 +165,7 @@ class Zygote:
         for a new one that the next run inherits. Done here, after the report, because creating
         one mostly waits on the kernel: in the child it would delay every run by ~0.1-0.3 ms."""
         if self.layers.active["ipc_namespace"]:
+            remove_shared_memory()
             try:
                 unshare(CLONE_NEWIPC)
                 self.ipc_fresh = True
