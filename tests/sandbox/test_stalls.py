@@ -119,3 +119,14 @@ def test_decoding_a_large_value_stops_at_the_deadline():
     decoder.start(time.monotonic() - 1)  # already past
     with pytest.raises(wire.DeadlinePassed):
         decoder.decode(["l", *[["t", i] for i in range(100_000)]])
+
+
+def test_sets_of_equal_hashes_are_refused_and_ordinary_pairs_are_not():
+    from pgrpo.sandbox import wire
+
+    colliding = ["s", *[k * (2**61 - 1) for k in range(1, 200)]]
+    with pytest.raises(wire.WireError, match="equal hashes"):
+        wire.Decoder().decode(colliding)
+    # -1 and -2 share a hash in CPython: thousands of sets holding that pair are ordinary data.
+    ordinary = ["l", *[["s", -1, -2, *range(i, i + 8)] for i in range(0, 30_000, 10)]]
+    assert len(wire.Decoder().decode(ordinary)) == 3000

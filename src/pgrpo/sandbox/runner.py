@@ -34,7 +34,7 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   sandbox_error; errors of our own code still surface as sandbox_error;
 - stalls on the channel: every read, write and decode ends at the test's deadline (a half-written
   frame, a program that stops reading), values costly to rebuild are refused (sets or dict keys
-  with more than 64 equal hashes), and a program still running one time limit after the tests
+  with many equal hashes), and a program still running one time limit after the tests
   closed the channel is killed;
 - tampering with the harness (builtins, unittest, signals, time): the harness is not in that process;
 - resources: CPU, wall time, address space, processes, file size, output size, open files, and

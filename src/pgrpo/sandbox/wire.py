@@ -30,9 +30,11 @@ MAX_FRAME = 16 * 1024 * 1024
 MAX_RANGE_BY_VALUE = 1_000_000  # larger ranges stay in the sandbox: iterating them is paced by requests
 MAX_NAMEDTUPLE_TYPES = 64  # distinct namedtuple classes one decoder will build
 MAX_DEPTH = 200
-# Values with equal hashes that one decoded value may hold in its sets and dict keys: n of them
-# cost n² comparisons to insert (a few thousand forged ints would hold the trusted side for seconds).
-MAX_HASH_COLLISIONS = 64
+# Equal hashes among the keys of a set or dict: n of them cost n² comparisons to insert (a few
+# thousand forged ints held the trusted side for seconds). One decoded value may spend this many,
+# counted as (keys - distinct hashes)² per set or dict: a set of 64 such keys, or thousands of sets
+# holding one pair like -1 and -2.
+MAX_HASH_COLLISION_COST = 64 * 64
 DEADLINE_CHECK_EVERY = 20_000  # decoded items between two looks at the clock
 
 # Built-in types that travel by name (a test passing `int` to a program's `isinstance`, a
@@ -317,10 +319,10 @@ class Decoder:
             raise DeadlinePassed("deadline passed while decoding a value")
 
     def _distinct(self, keys: list) -> list:
-        """Keys about to fill a set or a dict, refused when too many share a hash (see MAX_HASH_COLLISIONS)."""
+        """Keys about to fill a set or a dict, refused when too many share a hash (MAX_HASH_COLLISION_COST)."""
         if len(keys) > 8:
-            self.collisions += len(keys) - len(set(map(hash, keys)))
-            if self.collisions > MAX_HASH_COLLISIONS:
+            self.collisions += (len(keys) - len(set(map(hash, keys)))) ** 2
+            if self.collisions > MAX_HASH_COLLISION_COST:
                 raise WireError("too many values with equal hashes in sets or dict keys")
         return keys
 
