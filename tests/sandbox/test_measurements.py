@@ -75,6 +75,12 @@ HOLD = code(
                 fd = os.memfd_create("x")
                 os.write(fd, b"x" * (15 << 20))
                 held.append(fd)
+            elif kind == "msg":  # queues of two 8 KB messages (the defaults' most)
+                message = ctypes.create_string_buffer(b"\\x01" + b"\\0" * 7 + b"m" * 8192)
+                for _ in range((15 << 20) // (16 << 10)):
+                    queue = libc.msgget(0, 0o1600)
+                    for _ in range(2):
+                        libc.msgsnd(queue, message, 8192, 0o4000)
             else:
                 ident = libc.shmget(0, 15 << 20, 0o1600)
                 address = libc.shmat(ident, None, 0)
@@ -106,13 +112,14 @@ def one_worker():
         yield executor
 
 
-def test_the_next_run_does_not_start_with_the_last_ones_shared_memory(one_worker):
-    held = run(one_worker, problem(CallTest(args=["shm", 6], expected="held"), memory_limit_mb=512), HOLD)
+@pytest.mark.parametrize("kind", ["shm", "msg"])
+def test_the_next_run_does_not_start_with_the_last_ones_ipc_memory(one_worker, kind):
+    held = run(one_worker, problem(CallTest(args=[kind, 6], expected="held"), memory_limit_mb=512), HOLD)
     assert held.verdict is Verdict.PASSED, held
     trivial = run(one_worker, problem(CallTest(args=[], expected=1)), "def f():\n    return 1\n")
     assert trivial.verdict is Verdict.PASSED, trivial
     peak = trivial.tests[0].peak_mb
-    assert peak is not None and peak < 40, f"a trivial run after 90 MB of shared memory peaked at {peak} MB"
+    assert peak is not None and peak < 40, f"a trivial run after 90 MB in {kind} peaked at {peak} MB"
 
 
 def test_without_cgroups_a_scripts_orphan_still_counts():

@@ -241,19 +241,21 @@ def block_keyrings() -> None:
 
 # ----------------------------------------------------------------------------- IPC
 
-IPC_RMID, SHM_STAT, SHM_INFO = 0, 13, 14
+IPC_RMID, MSG_STAT, MSG_INFO, SHM_STAT, SHM_INFO = 0, 11, 12, 13, 14
 
 
 def remove_shared_memory() -> None:
-    """Remove every System V shared memory segment of our IPC namespace now (no process of the run
-    is left to hold one). A namespace we leave is freed later, by a kernel worker: until then its
-    segments would still count in the memory cgroup that the next run starts in."""
+    """Remove every System V shared memory segment and message queue of our IPC namespace now (no
+    process of the run is left to hold one). A namespace we leave is freed later, by a kernel
+    worker: until then what it holds would still count in the memory cgroup the next run starts in.
+    (POSIX message queues are not listed here: they wait for that worker.)"""
     info = ctypes.create_string_buffer(512)
-    top = _libc.shmctl(0, SHM_INFO, info)  # the highest index in use
-    for index in range(top + 1):
-        ident = _libc.shmctl(index, SHM_STAT, info)
-        if ident >= 0:
-            _libc.shmctl(ident, IPC_RMID, None)
+    for ctl, stat_op, info_op in ((_libc.shmctl, SHM_STAT, SHM_INFO), (_libc.msgctl, MSG_STAT, MSG_INFO)):
+        top = ctl(0, info_op, info)  # the highest index in use
+        for index in range(top + 1):
+            ident = ctl(index, stat_op, info)
+            if ident >= 0:
+                ctl(ident, IPC_RMID, None)
 
 
 # ----------------------------------------------------------------------------- the work directory
