@@ -32,6 +32,7 @@ import sys
 import time
 
 from pgrpo.sandbox import child, wire
+from pgrpo.sandbox.cgroups import RunCgroup, sweep_stale_cgroups
 from pgrpo.sandbox.isolation import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -41,7 +42,6 @@ from pgrpo.sandbox.isolation import (
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
     Layers,
-    RunCgroup,
     block_keyrings,
     drop_privileges,
     empty_dir,
@@ -53,7 +53,6 @@ from pgrpo.sandbox.isolation import (
     rlimits,
     set_process_name,
     setup_filesystem,
-    sweep_stale_cgroups,
     umount_detach,
     unshare,
 )
