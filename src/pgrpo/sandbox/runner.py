@@ -60,6 +60,8 @@ What it does not protect against:
   per test, and memfd or shared memory is bounded only by the file-size and open-files limits (and,
   for System V memory, by the end of the run's IPC namespace), not by the memory limit;
 - a run's page-cache pages (files it reads for the first time) count in its cgroup's peak memory;
+  POSIX message queues a run filled are freed a moment after it ends (System V objects at once), so
+  for that moment they still count against the next run's memory limit on the same worker;
 - the program sees its inputs, including test-defined helper functions passed to it (shipped as
   code when they are self-contained); operations on handles (len, str, iteration, attributes, and
   method calls such as a program class's own `equals`) are answered by the program's own code, so
