@@ -3,9 +3,12 @@ memory. What a run uses must be counted, and held to the problem's limits."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from attack_kit import *  # noqa: F403 - the shared kit: constants, problems, run(), fixtures
 
-BUSY_S = 0.4
+BUSY_S = 0.3
+ROOMY_S = 5.0  # a time limit that a loaded machine cannot turn into a timeout
 SPIN = code(
     """
     import os, threading, time
@@ -20,15 +23,17 @@ SPIN = code(
                 w.start()
             for w in workers:
                 w.join()
-        else:  # a child process that burns CPU while we sleep, reaped or left to the sandbox
+        else:  # a child process that burns CPU, reaped by us or left to the sandbox
+            done, told = os.pipe()
             pid = os.fork()
             if pid == 0:
                 spin({busy})
+                os.write(told, b"x")
                 os._exit(0)
             if where == "child":
                 os.waitpid(pid, 0)
             else:
-                time.sleep({busy} * 2)
+                os.read(done, 1)  # it has spun; it is never waited for
         return 1
     """,
     busy=BUSY_S,
@@ -37,7 +42,8 @@ SPIN = code(
 
 @pytest.mark.parametrize("where", ["threads", "child", "orphan"])
 def test_cpu_spent_outside_the_main_thread_is_counted(ex, where):
-    result = run(ex, problem(CallTest(args=[where], expected=1), memory_limit_mb=512), SPIN)
+    prob = dataclasses.replace(problem(CallTest(args=[where], expected=1)), time_limit_s=ROOMY_S)
+    result = run(ex, prob, SPIN)
     assert result.verdict is Verdict.PASSED, result
     cpu = result.tests[0].cpu_s
     assert cpu is not None and cpu >= BUSY_S * 0.75, f"{BUSY_S} s of CPU in {where} reported as {cpu}"
@@ -47,17 +53,22 @@ def test_cpu_of_a_scripts_orphan_is_counted(ex):
     script = code(
         """
         import os, time
+        done, told = os.pipe()
         if os.fork() == 0:
             end = time.process_time() + {busy}
             while time.process_time() < end:
                 pass
+            os.write(told, b"x")
             os._exit(0)
-        time.sleep({busy} * 2)
+        os.read(done, 1)  # it has spun; it is never waited for
         print(1)
         """,
         busy=BUSY_S,
     )
-    result = run(ex, problem(StdioTest(stdin="", stdout="1\n"), entry_point=None), script)
+    prob = dataclasses.replace(
+        problem(StdioTest(stdin="", stdout="1\n"), entry_point=None), time_limit_s=ROOMY_S
+    )
+    result = run(ex, prob, script)
     assert result.verdict is Verdict.PASSED, result
     cpu = result.tests[0].cpu_s
     assert cpu is not None and cpu >= BUSY_S * 0.75, f"{BUSY_S} s of CPU in an orphan reported as {cpu}"
