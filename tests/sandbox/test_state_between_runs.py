@@ -4,6 +4,7 @@ from the fork server, and trees that break the clean-up. Every run must start fr
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 from attack_kit import *  # noqa: F403 - the shared kit: constants, problems, run(), fixtures
 
@@ -112,7 +113,10 @@ DEEP_TREE = code(
 
 @pytest.mark.parametrize("depth", [1200, 5000])
 def test_a_very_deep_tree_does_not_break_the_clean_up(ex, depth):
-    result = run(ex, problem(CallTest(args=[], expected="planted")), code(DEEP_TREE, depth=depth))
+    prob = dataclasses.replace(
+        problem(CallTest(args=[], expected="planted")), time_limit_s=5.0
+    )  # a loaded machine
+    result = run(ex, prob, code(DEEP_TREE, depth=depth))
     assert result.verdict is Verdict.PASSED, result
     look = code("import os\ndef f():\n    return sorted(os.listdir('.'))\n")
     assert run(ex, problem(CallTest(args=[], expected=[])), look).verdict is Verdict.PASSED
