@@ -151,10 +151,11 @@ def _node(i, rho, omega, pass_rate=0.5, runtime=1.0):
 
 def test_both_beam_rankings():
     a, b, c, d = _node(0, 5, 0.2), _node(1, 3, 1.5), _node(2, 4, 1.3), _node(3, None, 1.4)
-    # weighted q: a 2.6, b 2.25, c 2.65; d has no ρ (critic failed): below every scored node
-    assert [n.id for n in beam([a, b, c, d], "weighted", 4)] == [2, 0, 1, 3]
+    # weighted q on [0, 1] scales, 0.5·(ρ-1)/4 + 0.5·ω/2: a 0.5 + 0.05 = 0.55, b 0.25 + 0.375 = 0.625,
+    # c 0.375 + 0.325 = 0.7; d has no ρ (critic failed): below every scored node
+    assert [n.id for n in beam([a, b, c, d], "weighted", 4)] == [2, 1, 0, 3]
     assert [n.id for n in beam([a, b, c, d], "critic-then-omega", 4)] == [0, 2, 1, 3]
-    assert [n.id for n in beam([a, b, c, d], "weighted", 2)] == [2, 0]
+    assert [n.id for n in beam([a, b, c, d], "weighted", 2)] == [2, 1]
     tie1, tie2 = _node(0, 4, 1.0), _node(1, 4, 1.0)
     assert [n.id for n in beam([tie1, tie2], "critic-then-omega", 1)] == [0]  # generation order
 
@@ -167,6 +168,41 @@ def test_final_selection_pass_rate_then_runtime_then_omega():
     assert fast_full.selected and not slow_full.selected
     same = [_node(0, 1, 0.3, 1.0, 1.0), _node(1, 1, 0.9, 1.0, 1.0)]
     assert select(same).id == 1
+
+
+def test_weighted_ranking_puts_rho_and_omega_on_the_same_scale():
+    """On raw scales (ρ 1..5, ω 0..2) a ρ step of 1 outweighs any ω gap; normalised, it does not."""
+    loud, good = _node(0, 5, 0.0), _node(1, 3, 0.9)
+    # normalised: loud 0.5, good 0.25 + 0.225 = 0.475; ω 1.2 tips it: 0.25 + 0.3 = 0.55
+    assert beam([loud, good], "weighted", 1) == [loud]
+    good.omega = metrics.Omega(value=1.2, pass_rate=0.5)
+    assert beam([loud, good], "weighted", 1) == [good]  # raw: 2.5 against 2.1, ρ would decide
+    assert beam([loud, good], "critic-then-omega", 1) == [loud]
+
+
+def _ran(i, *tests, code="def f():\n    return 1\n"):
+    node = Node(i, None, 1, None, "", code)
+    node.record_run(_run(*tests))
+    return node
+
+
+def test_final_selection_never_prefers_code_that_did_not_run():
+    """Nothing passes: a syntax error (0 s over its tests) must not beat a program that ran."""
+    syntax = _ran(0, Measured(Verdict.COMPILE_ERROR), Measured(Verdict.COMPILE_ERROR), code="def f(:\n")
+    empty = _ran(1, Measured(Verdict.RUNTIME_ERROR, wall_s=0.0), code="")
+    ran_wrong = _ran(2, Measured(Verdict.FAILED, wall_s=0.4, cpu_s=0.3), Measured(Verdict.FAILED, wall_s=0.4))
+    assert select([syntax, empty, ran_wrong]) is ran_wrong
+    assert not syntax.ran and not empty.ran and ran_wrong.ran
+    assert ran_wrong.runtime is None  # nothing passed: runtime unknown
+
+
+def test_final_selection_times_passing_tests_only():
+    # same pass rate; `slow_fail` fails its other test at once, `fast_fail` times out on it: the time of
+    # a failing test says nothing, only the passing test's time counts
+    fast_pass = _ran(0, _ok(0.001), Measured(Verdict.TIMEOUT, wall_s=5.0, cpu_s=5.0))
+    slow_pass = _ran(1, _ok(0.2), Measured(Verdict.FAILED, wall_s=0.0, cpu_s=0.0))
+    assert fast_pass.runtime == pytest.approx(0.001) and slow_pass.runtime == pytest.approx(0.2)
+    assert select([slow_pass, fast_pass]) is fast_pass
 
 
 # ----------------------------------------------------------------------------- critic parsing
@@ -400,14 +436,18 @@ def test_methods_results_tree_export_and_budget(tmp_path, executor, monkeypatch,
     assert by_method["best-of-n"]["llm_calls"] == 16 and by_method["best-of-n"]["executions"] == 16
     assert by_method["refine"]["llm_calls"] == 4  # answer, one revision that passes
 
-    # ORPS per problem: round 1: 3 children (wrong) + 3 critiques = 6 calls; round 2: budget 8 leaves
-    # room for one child of the best node and no critique (it passes: early stop).
+    # ORPS per problem: round 0: 3 children (wrong) + 3 critiques = 6 calls; round 1: budget 8 leaves
+    # room for one child of the best node and its critique; it passes, so no node is left to expand.
     rows = [
         json.loads(line) for line in (tmp_path / "out" / "orps" / "problems.jsonl").read_text().splitlines()
     ]
     for row in rows:
-        assert (row["generator_calls"], row["critic_calls"], row["executions"]) == (4, 3, 4)
-        assert row["llm_calls"] <= 8 and row["hidden"]["passed"] and row["stop"].startswith("a child passed")
+        assert (row["generator_calls"], row["critic_calls"], row["executions"]) == (4, 4, 4)
+        assert (
+            row["llm_calls"] == 8
+            and row["hidden"]["passed"]
+            and row["stop"] == "every child of round 1 was judged good"
+        )
         assert row["efficiency"]["ratio"] > 0 and row["efficiency"]["ratio"] <= 10
     assert report["token_count"]["generator"].startswith("estimate")
     counted = sum(row["prompt_tokens"] + row["completion_tokens"] for row in rows)
@@ -417,18 +457,71 @@ def test_methods_results_tree_export_and_budget(tmp_path, executor, monkeypatch,
     keys = {"id", "parent", "round", "hint", "reasoning", "code", "visible", "rho", "omega", "selected"}
     assert all(keys <= set(node) for node in tree)
     one = [n for n in tree if n["problem"] == "toy/0"]
-    assert [n["round"] for n in one] == [1, 1, 1, 2]
-    assert len({n["hint"] for n in one if n["round"] == 1}) == 3  # distinct strategy hints
+    assert [n["round"] for n in one] == [0, 0, 0, 1]
+    assert len({n["hint"] for n in one if n["round"] == 0}) == 3  # distinct strategy hints
     assert all(n["rho"] == 2 and n["parent"] is None for n in one[:3])
     assert one[0]["critic_replies"] == ["The program subtracts.\nScore: 2"]
     # equal ρ: the weighted ranking expands the round-1 node with the highest ω (its runtime decides)
     assert one[3]["parent"] == max(one[:3], key=lambda n: n["omega"]["value"])["id"]
-    assert one[3]["critic"] == "not asked"  # the round that ended the search is not critiqued
+    assert one[3]["critic"] == "scored" and one[3]["rho"] == 5  # a passing child is critiqued too
     assert [n["selected"] for n in one] == [False, False, False, True]
     assert one[3]["visible"]["pass_rate"] == 1.0 and one[3]["omega"]["dynamic_terms"][0] == "ns"
     assert one[0]["visible"]["pass_rate"] == 0.5  # a - b passes add(0, 0) only
     assert one[0]["omega"]["static_parts"]["cyclomatic"] == 1
     assert one[0]["reasoning"] == "I will subtract." and "a - b" in one[0]["code"]
+
+
+def test_orps_stop_on_pass_keeps_the_old_early_stop(tmp_path, executor, monkeypatch, toy_source):
+    _run_search(tmp_path, executor, monkeypatch, method="orps", stop_on_pass=True)
+    rows = [
+        json.loads(line) for line in (tmp_path / "out" / "orps" / "problems.jsonl").read_text().splitlines()
+    ]
+    for row in rows:  # the passing round-1 child ends the search before its critique
+        assert (row["generator_calls"], row["critic_calls"], row["executions"]) == (4, 3, 4)
+        assert row["stop"] == "a child passed the visible tests in round 1" and row["hidden"]["passed"]
+
+
+def _drive_orps(executor, solve, budget="default", **kw):
+    """ORPS on the one-test add task: `solve(k)` answers the k-th bare-problem prompt; every expansion
+    (its prompt shows the parent's wrong code) and every expansion of it stays wrong; the critic scores 3."""
+    from pgrpo.search.methods import METHODS
+
+    solves = iter(range(1000))
+
+    def gen_rule(prompt, params, i):
+        return WRONG if "a - b" in _text(prompt) else solve(next(solves))
+
+    gen, critic = Scripted(gen_rule), Scripted(lambda p, params, i: "Plausible.\nScore: 3")
+    cfg = SearchConfig(dataset="x", out="x", model="m", **kw)
+    budget = cfg.resolved_budget() if budget == "default" else budget
+    ((result, ledger),) = drive(
+        [_toy_task()], METHODS["orps"], cfg, Backends(gen, critic), executor, budget
+    ).values()
+    return result, ledger
+
+
+def test_orps_refines_the_others_after_a_visible_pass_until_round_t(executor):
+    """The first root passes: it is retired, not the end of the search; the wrong root is refined
+    for T = 3 rounds. The default budget, 2N(1 + T·K) = 2·2·(1 + 3) = 16, pays for exactly that."""
+    result, ledger = _drive_orps(executor, lambda k: RIGHT if k == 0 else WRONG, children=2, beam=1, rounds=3)
+    assert SearchConfig(dataset="x", out="x", children=2, beam=1, rounds=3).resolved_budget() == 16
+    assert [n.round for n in result.nodes] == [0, 0, 1, 1, 2, 2, 3, 3]
+    passing, wrong = result.nodes[:2]
+    assert passing.passes_all and not wrong.passes_all
+    assert all(n.parent != passing.id for n in result.nodes)  # retired: never expanded
+    assert [n.parent for n in result.nodes[2:]] == [1, 1, 2, 2, 4, 4]  # the beam of 1 follows the wrong line
+    assert result.stop == "3 refinement rounds done" and result.selected is passing
+    assert (ledger.calls["generator"], ledger.calls["critic"], ledger.total_calls) == (8, 8, 16)
+    assert all(n.critic == "scored" for n in result.nodes)
+
+
+def test_orps_ends_when_every_child_is_retired_or_the_budget_is_spent(executor):
+    result, ledger = _drive_orps(executor, lambda k: RIGHT, children=2, beam=1, rounds=3)
+    assert result.stop == "every child of round 0 was judged good" and ledger.total_calls == 4
+    result, ledger = _drive_orps(executor, lambda k: WRONG, budget=7, children=2, beam=2, rounds=3)
+    # round 0: 2 children + 2 critiques; round 1: 3 calls left pay for one child and its critique
+    assert [n.round for n in result.nodes] == [0, 0, 1] and ledger.total_calls == 6
+    assert result.stop == "budget spent"
 
 
 def test_refine_asks_each_revision_with_a_fresh_seed(tmp_path, executor, monkeypatch, toy_source):

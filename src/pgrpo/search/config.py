@@ -38,13 +38,18 @@ class SearchConfig:
     critic_backend: str = _opt("auto", "backend of --critic-model")
     children: int = _opt(20, "ORPS: children per expanded node, each with its own strategy hint (N)")
     beam: int = _opt(3, "ORPS: nodes kept after each round and expanded in the next (K)")
-    rounds: int = _opt(5, "ORPS: rounds of expansion (T)")
+    rounds: int = _opt(5, "ORPS: refinement rounds (T) after round 0, which answers the bare problem N times")
+    stop_on_pass: bool = _opt(
+        False,
+        "ORPS: end the search at the first child that passes every visible test (for budget studies); "
+        "by default such a node is only retired from expansion and the others are refined until round T",
+    )
     temperature: float = _opt(0.5, "sampling temperature of best-of-n, refine and ORPS's children")
     cot_temperature: float = _opt(0.0, "temperature of the one CoT sample (0 = greedy)")
     ranking: str = _opt(
         "weighted",
-        "ORPS beam ranking: weighted (q = 0.5·ρ + 0.5·ω, as the paper states) or critic-then-omega "
-        "(ρ, then ω, as its released code does)",
+        "ORPS beam ranking: weighted (q = 0.5·ρ + 0.5·ω as the paper states, both first put on [0, 1]: "
+        "(ρ-1)/4 and ω/2) or critic-then-omega (ρ, then ω, as its released code does)",
     )
     max_tokens: int | None = _opt(
         None, "new tokens per generated solution; default 4096 with --prompt-style pgrpo, else 1024"
@@ -55,7 +60,8 @@ class SearchConfig:
     budget_calls: int | None = _opt(
         None,
         "LLM calls per problem for best-of-n, refine and ORPS (critic calls count); default: what ORPS "
-        "would use with no early stop and no retries, 2·N·(1 + (T-1)·K). CoT always makes one call",
+        "uses with no node retired and no critic retries, 2·N·(1 + T·K) (each child: one generation and "
+        "one critique). CoT always makes one call",
     )
     oracle: bool = _opt(False, "ORACLE run: search and selection use the hidden tests (reports say so)")
     show_tests: int = _opt(3, "visible tests shown in the prompt as examples (0: none)")
@@ -84,7 +90,7 @@ class SearchConfig:
         """Calls per problem for the budgeted methods."""
         if self.budget_calls is not None:
             return self.budget_calls
-        return 2 * self.children * (1 + (self.rounds - 1) * self.beam)
+        return 2 * self.children * (1 + self.rounds * self.beam)
 
     def validate(self, known_methods: list[str], known_rankings: list[str], hints: int) -> None:
         """Fail fast, saying why and what is valid."""

@@ -6,10 +6,14 @@
   tests pass or the budget is spent; the best attempt wins.
 - `orps`: Outcome-Refining Process Supervision (arXiv 2412.15118): a beam search whose every node is
   reasoning + code, run on the visible tests with profiling, reviewed by a critic that reads the
-  execution report (score ρ in 1..5), and scored by ω (`metrics`). Each round expands the K best
-  nodes into N children with distinct strategy hints; the search stops after T rounds, when the budget
-  cannot pay for another child and its critique, or as soon as a child passes every visible test
-  (that round is not critiqued). The answer is the best node of the whole tree (`tree.select`).
+  execution report (score ρ in 1..5), and scored by ω (`metrics`). Round 0 answers the bare problem
+  N times; each of the T refinement rounds expands the K best nodes of the round before into N
+  children each, with distinct strategy hints: at most N(1 + T·K) children, each with a critique.
+  A node judged good (`judged_good`: it passes every visible test) is retired from expansion and the
+  others are refined until round T; the search ends earlier only when the budget cannot pay for
+  another child and its critique, or when every child of a round is retired. `--stop-on-pass` ends it
+  at the first child that passes every visible test (that round is not critiqued), for budget
+  studies. The answer is the best node of the whole tree (`tree.select`).
   Budget: a round only plans children it can pay a critique for; critic retries are paid from the same
   budget before the next round is planned, so a critic that never writes a score line can starve later
   rounds (see `--critic-retries`).
@@ -88,10 +92,11 @@ def refine(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
     return MethodResult(nodes, select(nodes), stop)
 
 
-def critique(task: SearchTask, nodes: list[Node], cfg: SearchConfig, ledger: Ledger):
+def critique(task: SearchTask, nodes: list[Node], cfg: SearchConfig, ledger: Ledger, tree=()):
     """Ask the critic for ρ of each node, asking again (up to `critic_retries` times) when no score can be
-    parsed. A node left without a score is a counted failure (`ledger.critic_failures`), never a guess."""
-    conversations = {n.id: prompts.critic_prompt(task, n.reasoning, n.code, n.result) for n in nodes}
+    parsed. A node left without a score is a counted failure (`ledger.critic_failures`), never a guess.
+    `tree` (the nodes so far) gives the critic the path of attempts that led to each node."""
+    conversations = {n.id: prompts.critic_prompt(task, n, tree) for n in nodes}
     pending = list(nodes)
     for attempt in range(cfg.critic_retries + 1):
         affordable = pending[: int(min(len(pending), ledger.calls_left))]
@@ -124,12 +129,20 @@ def critique(task: SearchTask, nodes: list[Node], cfg: SearchConfig, ledger: Led
         ledger.critic_failures += 1
 
 
+def judged_good(task: SearchTask, node: Node) -> bool:
+    """Retired from expansion: it passes every visible test. The critic alone does not retire a node (it
+    is the generator judging itself), except on a problem with no visible tests, where ρ = 5 does."""
+    if task.problem.tests:
+        return node.passes_all
+    return node.rho == 5
+
+
 def orps(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
     nodes: list[Node] = []
     frontier: list[Node | None] = [None]  # None: the root, the bare problem
-    stop = f"{cfg.rounds} rounds done"
-    for round_ in range(1, cfg.rounds + 1):
-        hints = prompts.hints_for(round_, cfg.children)
+    stop = f"{cfg.rounds} refinement rounds done"
+    for round_ in range(cfg.rounds + 1):  # round 0 answers the bare problem; then T refinement rounds
+        hints = prompts.hints_for(round_ + 1, cfg.children)  # hints_for counts rounds from 1
         slots = [(parent, hint) for parent in frontier for hint in hints]
         slots = slots[: int(min(len(slots), ledger.calls_left // 2))]  # each child also needs a critique
         if not slots:
@@ -138,10 +151,10 @@ def orps(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
         asks = [
             prompts.solve_prompt(task, cfg.show_tests, hint)
             if parent is None
-            else prompts.expand_prompt(task, cfg.show_tests, parent, hint)
+            else prompts.expand_prompt(task, cfg.show_tests, parent, hint, nodes)
             for parent, hint in slots
         ]
-        texts = yield Generate(asks, _params(cfg, cfg.temperature, step=round_ - 1))
+        texts = yield Generate(asks, _params(cfg, cfg.temperature, step=round_))
         children = []
         for (parent, hint), (text,) in zip(slots, texts, strict=True):
             children += _nodes(
@@ -154,11 +167,14 @@ def orps(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
             )
         nodes += children
         yield from _run(children)
-        if any(child.passes_all for child in children):
+        if cfg.stop_on_pass and any(child.passes_all for child in children):
             stop = f"a child passed the visible tests in round {round_}"
             break
-        yield from critique(task, children, cfg, ledger)
-        frontier = beam(children, cfg.ranking, cfg.beam)
+        yield from critique(task, children, cfg, ledger, nodes)
+        frontier = beam([c for c in children if not judged_good(task, c)], cfg.ranking, cfg.beam)
+        if not frontier:
+            stop = f"every child of round {round_} was judged good"
+            break
     return MethodResult(nodes, select(nodes), stop)
 
 

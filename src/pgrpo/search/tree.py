@@ -9,8 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pgrpo.search.metrics import Omega, omega, runtime_s
-from pgrpo.types import ExecResult
+from pgrpo.search.metrics import Omega, omega
+from pgrpo.types import ExecResult, Verdict
+
+OMEGA_MAX = 2.0  # ω = pass_rate·(1 + 0.5·static + 0.5·dynamic), each part at most 1
+DID_NOT_RUN = (Verdict.COMPILE_ERROR, Verdict.SANDBOX_ERROR)
+
+
+def passing_runtime_s(result: ExecResult) -> float | None:
+    """Time over the passing tests only (CPU where each of them has it, else wall); None when none pass:
+    a run that fails fast has not shown how fast it is."""
+    passing = [t for t in result.tests if t.passed]
+    if not passing:
+        return None
+    if all(t.cpu_s is not None for t in passing):
+        return sum(t.cpu_s for t in passing)
+    return sum(t.wall_s for t in passing)
 
 
 @dataclass
@@ -45,8 +59,18 @@ class Node:
         return bool(self.result and self.result.tests and self.result.passed)
 
     @property
-    def runtime(self) -> float:
-        return runtime_s(self.result) if self.result else float("inf")
+    def ran(self) -> bool:
+        """The program ran: there is code, and it compiled (with no tests to run it on: it parses)."""
+        if self.result is None or not self.code.strip():
+            return False
+        if not self.result.tests:
+            return bool(self.omega and self.omega.static is not None)
+        return any(t.verdict not in DID_NOT_RUN for t in self.result.tests)
+
+    @property
+    def runtime(self) -> float | None:
+        """Seconds over the passing search tests; None (unknown) when none passes."""
+        return passing_runtime_s(self.result) if self.result else None
 
     @property
     def critic_calls(self) -> int:
@@ -72,7 +96,8 @@ class Node:
                 "pass_rate": round(r.pass_rate, 6),
                 "passed": sum(t.passed for t in r.tests),
                 "tests": len(r.tests),
-                "runtime_s": round(runtime_s(r), 6),
+                "ran": self.ran,
+                "runtime_s": None if self.runtime is None else round(self.runtime, 6),
             },
             "rho": self.rho,
             "critic": self.critic,
@@ -88,10 +113,11 @@ class Node:
 
 
 def weighted(node: Node) -> tuple:
-    """q = 0.5·ρ + 0.5·ω, as the paper states it."""
+    """q = 0.5·ρ + 0.5·ω, as the paper states it, with both on [0, 1] first: (ρ-1)/4 and ω/2. On their
+    raw scales (ρ in 1..5, ω in 0..2) ρ would decide alone."""
     if node.rho is None:
         return (0, node.omega_value)
-    return (1, 0.5 * node.rho + 0.5 * node.omega_value)
+    return (1, 0.5 * (node.rho - 1) / 4 + 0.5 * node.omega_value / OMEGA_MAX)
 
 
 def critic_then_omega(node: Node) -> tuple:
@@ -109,8 +135,18 @@ def beam(nodes: list[Node], ranking: str, width: int) -> list[Node]:
 
 
 def selection_key(node: Node) -> tuple:
-    """Final choice over the whole tree: pass rate on the search tests, then runtime, then ω."""
-    return (node.pass_rate, -node.runtime, node.omega_value)
+    """Final choice over the whole tree: pass rate on the search tests; then a program that ran before one
+    that did not (compile error, no code); then runtime over the passing tests, known before unknown;
+    then ω; then ρ, which alone separates programs of a problem with no visible tests."""
+    runtime = node.runtime
+    return (
+        node.pass_rate,
+        node.ran,
+        runtime is not None,
+        -(runtime or 0.0),
+        node.omega_value,
+        node.rho or 0,
+    )
 
 
 def select(nodes: list[Node]) -> Node | None:
