@@ -335,7 +335,8 @@ def _orps_dir(tmp_path: Path) -> Path:
 def _rule(prompt, params, i):
     text = _text(prompt)
     if "You review solutions" in text:
-        return "The program subtracts.\nScore: 2" if "a - b" in text else "Correct.\nScore: 5"
+        reviewed = text.split("The author's program:")[1].split("What happened")[0]  # not the earlier ones
+        return "The program subtracts.\nScore: 2" if "a - b" in reviewed else "Correct.\nScore: 5"
     if "earlier attempt" in text or "Your last program" in text:
         return RIGHT  # a revision fixes it
     return WRONG

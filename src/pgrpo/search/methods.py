@@ -92,10 +92,11 @@ def refine(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
     return MethodResult(nodes, select(nodes), stop)
 
 
-def critique(task: SearchTask, nodes: list[Node], cfg: SearchConfig, ledger: Ledger):
+def critique(task: SearchTask, nodes: list[Node], cfg: SearchConfig, ledger: Ledger, tree=()):
     """Ask the critic for ρ of each node, asking again (up to `critic_retries` times) when no score can be
-    parsed. A node left without a score is a counted failure (`ledger.critic_failures`), never a guess."""
-    conversations = {n.id: prompts.critic_prompt(task, n.reasoning, n.code, n.result) for n in nodes}
+    parsed. A node left without a score is a counted failure (`ledger.critic_failures`), never a guess.
+    `tree` (the nodes so far) gives the critic the path of attempts that led to each node."""
+    conversations = {n.id: prompts.critic_prompt(task, n, tree) for n in nodes}
     pending = list(nodes)
     for attempt in range(cfg.critic_retries + 1):
         affordable = pending[: int(min(len(pending), ledger.calls_left))]
@@ -150,7 +151,7 @@ def orps(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
         asks = [
             prompts.solve_prompt(task, cfg.show_tests, hint)
             if parent is None
-            else prompts.expand_prompt(task, cfg.show_tests, parent, hint)
+            else prompts.expand_prompt(task, cfg.show_tests, parent, hint, nodes)
             for parent, hint in slots
         ]
         texts = yield Generate(asks, _params(cfg, cfg.temperature, step=round_))
@@ -169,7 +170,7 @@ def orps(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
         if cfg.stop_on_pass and any(child.passes_all for child in children):
             stop = f"a child passed the visible tests in round {round_}"
             break
-        yield from critique(task, children, cfg, ledger)
+        yield from critique(task, children, cfg, ledger, nodes)
         frontier = beam([c for c in children if not judged_good(task, c)], cfg.ranking, cfg.beam)
         if not frontier:
             stop = f"every child of round {round_} was judged good"
