@@ -407,6 +407,78 @@ def test_search_tasks_carry_no_hidden_tests_and_no_reference(tmp_path, toy_sourc
     assert len(oracle) == 2 and all(HIDDEN_MARK in repr(t) and t.oracle for t, _ in oracle)
 
 
+def _repeats_dir(tmp_path: Path) -> Path:
+    """toy/0 repeats one hidden test among its visible ones (spaced differently), toy/1 only repeats hidden
+    tests, toy/2 has no visible test at all."""
+    folder = tmp_path / "repeats"
+    folder.mkdir()
+    row = {
+        "instruction": "Write a function add(a, b) that returns the sum of a and b.",
+        "completion": "def add(a, b):\n    return a + b\n",
+        "test_setup": "",
+    }
+    hidden = ["assert add(20, 22) == 42", "assert add(-1, 1) == 0"]
+    dev = [["assert add(1, 2) == 3", "assert  add(20,22)==42"], ["assert add(-1, 1) == 0"], []]
+    for name, lists in (("dev", dev), ("test", [hidden] * 3)):
+        rows = [{**row, "task_id": f"toy/{i}", "test_list": tests} for i, tests in enumerate(lists)]
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_visible_tests_that_are_hidden_tests_are_dropped_and_counted(
+    tmp_path, executor, monkeypatch, toy_source
+):
+    folder = _repeats_dir(tmp_path)
+    pairs = load_tasks(f"toy:{folder}")
+    assert [[t.code for t in task.problem.tests] for task, _ in pairs] == [["assert add(1, 2) == 3"], [], []]
+    assert [task.repeats_dropped for task, _ in pairs] == [1, 1, 0]
+    assert all(len(hidden.tests) == 2 for _, hidden in pairs)
+
+    gen = Scripted(lambda p, params, i: "Correct.\nScore: 5" if "review" in _text(p) else RIGHT)
+    cfg = SearchConfig(
+        dataset=f"toy:{folder}",
+        out=str(tmp_path / "out"),
+        model="s",
+        method="cot,orps",
+        children=2,
+        beam=1,
+        rounds=1,
+        efficiency_repeats=1,
+    )
+    from pgrpo.search import run as run_module
+
+    report = run_module.run_search(cfg, backends=Backends(gen, gen), executor=executor)
+    assert "20, 22" not in json.dumps(gen.seen) and "-1, 1" not in json.dumps(gen.seen)
+    seen = report["visible_tests"]
+    assert (seen["kept"], seen["dropped_hidden_repeats"], seen["problems_with_repeats"]) == (1, 2, 2)
+    assert (seen["problems_without_visible_tests"], seen["without_from_the_start"]) == (2, 1)
+    assert seen["ids_without_visible_tests"] == ["toy/1", "toy/2"]
+    by_method = {m["method"]: m for m in report["methods"]}
+    assert by_method["orps"]["no_visible_tests"] == {"problems": 2, "solved": 2}
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "2 dropped because they are also hidden tests" in text and "orps 2/2" in text
+
+
+@needs_shared_data
+def test_shared_data_repeats_of_hidden_tests_never_reach_search():
+    from pgrpo.search.tasks import same_test_key
+
+    counts = {}
+    for name in ("humaneval", "lbpp"):
+        pairs = load_tasks(f"{name}:{SHARED_DATA / name}")
+        for task, hidden in pairs:
+            assert not {same_test_key(t) for t in task.problem.tests} & {same_test_key(t) for t in hidden.tests}
+        blind = [task for task, _ in pairs if not task.problem.tests]
+        counts[name] = (
+            sum(task.repeats_dropped for task, _ in pairs),
+            len(blind),
+            sum(1 for task in blind if not task.repeats_dropped),
+        )
+    # HumanEval: 223 of its dev asserts repeat a hidden one character for character, 13 more once spacing
+    # and quotes are normalised; 6 problems have no dev test, 69 more lose all of theirs. LBPP: 34 and 6.
+    assert counts == {"humaneval": (236, 75, 6), "lbpp": (34, 6, 0)}
+
+
 def test_hidden_tests_never_reach_the_llm_or_the_search_executor(tmp_path, executor, monkeypatch, toy_source):
     report, gen, spy = _run_search(tmp_path, executor, monkeypatch)
     seen = json.dumps(gen.seen)

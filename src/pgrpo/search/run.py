@@ -177,12 +177,15 @@ def run_method(
     score_s = time.monotonic() - t0
 
     rows, tree_rows = [], []
+    by_id = {task.id: task for task in tasks}
     for pid, (outcome, ledger) in outcomes.items():
         result, node = scored[pid], outcome.selected
         rows.append(
             {
                 "id": pid,
                 "method": name,
+                "visible_tests": len(by_id[pid].problem.tests),
+                "visible_repeats_dropped": by_id[pid].repeats_dropped,
                 **ledger.to_dict(),
                 "nodes": len(outcome.nodes),
                 "stop": outcome.stop,
@@ -199,7 +202,13 @@ def run_method(
             }
         )
         tree_rows += [{"problem": pid, "method": name, **n.to_dict()} for n in outcome.nodes]
-    return summarise(name, rows, outcomes, scored, search_s, score_s), rows, tree_rows
+    summary = summarise(name, rows, outcomes, scored, search_s, score_s)
+    blind = [row for row in rows if row["visible_tests"] == 0]
+    summary["no_visible_tests"] = {
+        "problems": len(blind),
+        "solved": sum(1 for row in blind if row["hidden"] and row["hidden"]["passed"]),
+    }
+    return summary, rows, tree_rows
 
 
 def summarise(name, rows, outcomes, scored, search_s: float, score_s: float) -> dict:
@@ -255,6 +264,30 @@ def summarise(name, rows, outcomes, scored, search_s: float, score_s: float) -> 
 # ----------------------------------------------------------------------------- the whole run
 
 
+RANKING_TEXT = {
+    "weighted": "q = 0.5·(ρ-1)/4 + 0.5·ω/2 (ρ in 1..5 and ω in 0..2 both put on [0, 1])",
+    "critic-then-omega": "ρ, then ω",
+}
+SELECTION_TEXT = (
+    "visible pass rate, then code that ran before code that did not (compile error, no code), then "
+    "runtime over the passing visible tests (unknown, when none passes, after known), then ω, then ρ"
+)
+
+
+def visible_summary(tasks: list[SearchTask]) -> dict:
+    """How many visible tests search had, how many were dropped as repeats of hidden ones, and which
+    problems were left with none."""
+    blind = [task for task in tasks if not task.problem.tests]
+    return {
+        "kept": sum(len(task.problem.tests) for task in tasks),
+        "dropped_hidden_repeats": sum(task.repeats_dropped for task in tasks),
+        "problems_with_repeats": sum(1 for task in tasks if task.repeats_dropped),
+        "problems_without_visible_tests": len(blind),
+        "without_from_the_start": sum(1 for task in blind if not task.repeats_dropped),
+        "ids_without_visible_tests": [task.id for task in blind],
+    }
+
+
 def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=None) -> dict:
     """Run every method of `cfg` and write the run directory; returns the report. `backends` and
     `executor` are for tests (default: load the models, start a sandbox pool)."""
@@ -303,6 +336,15 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
         else "visible tests only",
         "problems": len(tasks),
         "budget_calls": cfg.resolved_budget(),
+        "orps": {
+            "rounds": f"round 0 (N answers to the bare problem) + T = {cfg.rounds} refinement rounds",
+            "budget_formula": "2·N·(1 + T·K): each child one generation and one critique",
+            "retired": "a node passing every visible test (no visible tests: ρ = 5) is not expanded",
+            "stop_on_pass": cfg.stop_on_pass,
+            "ranking": RANKING_TEXT[cfg.ranking],
+            "selection": SELECTION_TEXT,
+        },
+        "visible_tests": visible_summary(tasks),
         "max_tokens": cfg.resolved_max_tokens(),
         "prompt": {
             "style": cfg.prompt_style,
@@ -341,6 +383,7 @@ def markdown(report: dict) -> str:
         f"model `{report['model']}`, critic `{report['critic_model']}`; {report['problems']} problems; "
         f"budget {report['budget_calls']} LLM calls per problem (CoT: 1); ORPS N={cfg['children']}, "
         f"K={cfg['beam']}, T={cfg['rounds']}, temperature {cfg['temperature']}, ranking {cfg['ranking']}; "
+        f"{'stop at the first visible pass' if cfg.get('stop_on_pass') else 'no stop at a visible pass'}; "
         f"tokens: {report['token_count']['generator']}; prompt style {report['prompt']['style']} ("
         + ", ".join(
             f"{role}: {'chat' if c else 'plain text'}" for role, c in report["prompt"]["chat"].items()
@@ -370,5 +413,25 @@ def markdown(report: dict) -> str:
         "runtime on hidden tests over solved problems, capped at 10×. Seconds: wall time of the search, "
         "generation included (cached completions cost nothing).",
         f"ω dynamic terms used: {', '.join(terms) or 'none'} (terms the executor does not measure here are left out).",
+        f"ORPS: {report['orps']['rounds']}; default budget {report['orps']['budget_formula']}; "
+        f"{report['orps']['retired']}. Beam ranking: {report['orps']['ranking']}. "
+        f"Final selection: {report['orps']['selection']}.",
     ]
+    seen = report["visible_tests"]
+    lines.append(
+        f"Visible tests: {seen['kept']} kept; {seen['dropped_hidden_repeats']} dropped because they are "
+        f"also hidden tests (in {seen['problems_with_repeats']} problems). "
+        f"{seen['problems_without_visible_tests']} problems have no visible test left "
+        f"({seen['without_from_the_start']} had none to begin with): they are searched without test "
+        "feedback and their answer is chosen by whether it compiles, then ρ."
+    )
+    if seen["problems_without_visible_tests"]:
+        lines.append(
+            "Pass@1 on them: "
+            + ", ".join(
+                f"{m['method']} {m['no_visible_tests']['solved']}/{m['no_visible_tests']['problems']}"
+                for m in report["methods"]
+            )
+            + "."
+        )
     return "\n".join(lines) + "\n"

@@ -10,11 +10,20 @@ Where visible tests come from:
   visible = dev tests, hidden = test tests, matched by problem id;
 - any other spec whose problems carry `metadata["visible_tests"]` (LiveCodeBench, CodeContests):
   visible = those, hidden = `tests`.
+
+A visible test that is also one of the problem's hidden tests (same code once normalised: parsed and
+unparsed, so spacing and quotes do not matter) is dropped from the visible set, else search would
+optimise for, and select on, a hidden test (HumanEval's dev file repeats 223 of its 1062 hidden asserts,
+LBPP's 34 of 812). `SearchTask.repeats_dropped` counts them for the report. A problem left with no
+visible test is still searched, without test feedback: see `methods.judged_good` and `tree.select`.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +42,26 @@ class SearchTask:
     problem: Problem
     oracle: bool = False
     answer_format: Any = None
+    repeats_dropped: int = 0  # visible tests dropped because they are hidden tests too
 
 
-def search_view(problem: Problem, tests: tuple, oracle: bool) -> SearchTask:
+def same_test_key(test) -> str:
+    """What makes two tests the same test: the code, parsed and unparsed where it parses (spacing, quotes
+    and parentheses do not matter); other kinds by their fields."""
+    data = test.to_dict()
+    code = data.get("code")
+    if code is None:
+        return json.dumps(data, sort_keys=True)
+    try:
+        with warnings.catch_warnings():  # test code is data: its invalid escapes are not ours to report
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return ast.unparse(ast.parse(code))
+    except SyntaxError:
+        return " ".join(code.split())
+
+
+def search_view(problem: Problem, tests: tuple, oracle: bool, repeats_dropped: int = 0) -> SearchTask:
     visible = Problem(
         id=problem.id,
         prompt=problem.prompt,
@@ -47,7 +73,7 @@ def search_view(problem: Problem, tests: tuple, oracle: bool) -> SearchTask:
         memory_limit_mb=problem.memory_limit_mb,
         metadata={k: problem.metadata[k] for k in EXECUTOR_METADATA if k in problem.metadata},
     )
-    return SearchTask(id=problem.id, problem=visible, oracle=oracle)
+    return SearchTask(id=problem.id, problem=visible, oracle=oracle, repeats_dropped=repeats_dropped)
 
 
 def split_tasks(
@@ -65,7 +91,10 @@ def split_tasks(
             pairs.append((search_view(problem, problem.tests, oracle=True), problem))
         else:
             shown = by_id[problem.id]
-            pairs.append((search_view(shown, shown.tests, oracle=False), problem))
+            hidden_keys = {same_test_key(t) for t in problem.tests}
+            kept = tuple(t for t in shown.tests if same_test_key(t) not in hidden_keys)
+            dropped = len(shown.tests) - len(kept)
+            pairs.append((search_view(shown, kept, oracle=False, repeats_dropped=dropped), problem))
     return pairs
 
 
