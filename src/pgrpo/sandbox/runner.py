@@ -5,8 +5,9 @@ For assert and call tests the candidate runs as a module in one confined process
 program and its stdout is compared here. Timing and memory figures come from the kernel, never
 from the candidate: with the `cgroup` layer, from the run's cgroups (CPU of every thread and process
 of the run; peak memory the run added: pages it allocated or copied, memfd, shared memory and files
-it wrote, not the interpreter's pages it shares with the fork server); without it, from /proc (the
-program's main thread and its peak resident memory) and wait4.
+it wrote, not the interpreter's pages it shares with the fork server); without it, from the kernel's
+CPU clock of the program's process (all its threads) and /proc (the children it waited for, its peak
+resident memory), and wait4.
 
 What this protects against (each family has a test in tests/sandbox/test_<family>.py):
 - early exits faking success (sys.exit, os._exit, atexit, excepthook, __del__, BaseException in a
@@ -56,8 +57,8 @@ What it does not protect against:
 - kernel exploits (the only seccomp filter refuses the keyring calls) and side channels between
   concurrent runs;
 - without the cgroup layer (not root, or no writable cgroup v1 cpuacct and memory hierarchies, as on
-  a cgroup-v2-only machine), CPU spent outside a module-mode program's main thread is not counted
-  per test, and memfd or shared memory is bounded only by the file-size and open-files limits (and,
+  a cgroup-v2-only machine), CPU spent in child processes a module-mode program does not wait for is
+  not counted per test, and memfd or shared memory is bounded only by the file-size and open-files limits (and,
   for System V memory, by the end of the run's IPC namespace), not by the memory limit;
 - a run's page-cache pages (files it reads for the first time) count in its cgroup's peak memory;
   POSIX message queues a run filled are freed a moment after it ends (System V objects at once), so

@@ -7,8 +7,12 @@
 Each dynamic measure is averaged over the passing tests, then mapped through its term. A measure the
 executor did not take (instructions without perf counters; branch misses and page faults, which it never
 counts) is left out of the mean, and `Omega.dynamic_terms` says which terms were used: no number is
-made up. Time is CPU time where every passing test has it, else wall time (`time_source`). Peak memory
-is recorded but is not a term: the formula's memory term is page faults, a different quantity.
+made up. Time is CPU time where every passing test has it, else wall time (`time_source`). That CPU
+time (`TestResult.cpu_s`) counts every thread and child process of the program, so work moved off the
+main thread does not look fast: with the executor's cgroup layer it is the run's `cpuacct` usage (all
+threads and processes); without it, the process's thread-group CPU clock plus the children it waited
+for (`sandbox.remote.ProcStats`). Peak memory is recorded but is not a term: the formula's memory term
+is page faults, a different quantity.
 
 Complexities are measured over the whole program (all functions and top-level code together), by the
 small AST walkers below: McCabe's cyclomatic number and SonarSource's cognitive complexity.
