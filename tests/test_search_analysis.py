@@ -186,10 +186,22 @@ IN_A_CHILD = WORK + (
     "    os.waitpid(pid, 0)\n"
     "    return int(os.read(r, 100))\n"
 )
+IN_A_WORKER_STARTED_AT_IMPORT = WORK + (
+    "import queue, threading\n\n"
+    "asks, answers = queue.Queue(), queue.Queue()\n"
+    "threading.Thread(target=lambda: [answers.put(work(asks.get())) for _ in iter(int, 1)], daemon=True).start()\n\n"
+    "def f(n):\n"
+    "    asks.put(n)\n"
+    "    return answers.get()\n"
+)
 N = 1_500_000
 
 
-@pytest.mark.parametrize("elsewhere", [IN_A_THREAD, IN_A_CHILD], ids=["thread", "child-process"])
+@pytest.mark.parametrize(
+    "elsewhere",
+    [IN_A_THREAD, IN_A_WORKER_STARTED_AT_IMPORT, IN_A_CHILD],
+    ids=["thread", "worker-thread-from-import", "child-process"],
+)
 @pytest.mark.parametrize("disable", [(), ("cgroup",)], ids=["cgroup-layer", "no-cgroup-layer"])
 def test_work_off_the_main_thread_does_not_look_faster(disable, elsewhere):
     from pgrpo.sandbox import Executor
