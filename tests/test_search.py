@@ -467,7 +467,9 @@ def test_shared_data_repeats_of_hidden_tests_never_reach_search():
     for name in ("humaneval", "lbpp"):
         pairs = load_tasks(f"{name}:{SHARED_DATA / name}")
         for task, hidden in pairs:
-            assert not {same_test_key(t) for t in task.problem.tests} & {same_test_key(t) for t in hidden.tests}
+            assert not {same_test_key(t) for t in task.problem.tests} & {
+                same_test_key(t) for t in hidden.tests
+            }
         blind = [task for task, _ in pairs if not task.problem.tests]
         counts[name] = (
             sum(task.repeats_dropped for task, _ in pairs),
@@ -552,6 +554,25 @@ def test_orps_stop_on_pass_keeps_the_old_early_stop(tmp_path, executor, monkeypa
     for row in rows:  # the passing round-1 child ends the search before its critique
         assert (row["generator_calls"], row["critic_calls"], row["executions"]) == (4, 3, 4)
         assert row["stop"] == "a child passed the visible tests in round 1" and row["hidden"]["passed"]
+
+
+def test_stop_on_pass_is_a_flag_off_by_default_and_the_report_states_the_orps_setting(
+    tmp_path, executor, monkeypatch, toy_source
+):
+    import argparse
+
+    from pgrpo.search.cli import add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    base = ["search", "--dataset", "d", "--out", "o"]
+    assert parser.parse_args(base).stop_on_pass is False
+    assert parser.parse_args([*base, "--stop-on-pass"]).stop_on_pass is True
+    report, _, _ = _run_search(tmp_path, executor, monkeypatch, method="orps")
+    assert report["orps"]["stop_on_pass"] is False and "(ρ-1)/4" in report["orps"]["ranking"]
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "no stop at a visible pass" in text and "0.5·(ρ-1)/4 + 0.5·ω/2" in text
+    assert "2·N·(1 + T·K)" in text and "runtime over the passing visible tests" in text
 
 
 def _drive_orps(executor, solve, budget="default", **kw):
