@@ -467,9 +467,8 @@ def test_shared_data_repeats_of_hidden_tests_never_reach_search():
     for name in ("humaneval", "lbpp"):
         pairs = load_tasks(f"{name}:{SHARED_DATA / name}")
         for task, hidden in pairs:
-            assert not {same_test_key(t) for t in task.problem.tests} & {
-                same_test_key(t) for t in hidden.tests
-            }
+            visible = {same_test_key(t) for t in task.problem.tests}
+            assert not visible & {same_test_key(t) for t in hidden.tests}
         blind = [task for task, _ in pairs if not task.problem.tests]
         counts[name] = (
             sum(task.repeats_dropped for task, _ in pairs),
@@ -521,7 +520,7 @@ def test_methods_results_tree_export_and_budget(tmp_path, executor, monkeypatch,
         assert (
             row["llm_calls"] == 8
             and row["hidden"]["passed"]
-            and row["stop"] == "every child of round 1 was judged good"
+            and row["stop"] == "every child was judged good in round 1"
         )
         assert row["efficiency"]["ratio"] > 0 and row["efficiency"]["ratio"] <= 10
     assert report["token_count"]["generator"].startswith("estimate")
@@ -611,7 +610,7 @@ def test_orps_refines_the_others_after_a_visible_pass_until_round_t(executor):
 
 def test_orps_ends_when_every_child_is_retired_or_the_budget_is_spent(executor):
     result, ledger = _drive_orps(executor, lambda k: RIGHT, children=2, beam=1, rounds=3)
-    assert result.stop == "every child of round 0 was judged good" and ledger.total_calls == 4
+    assert result.stop == "every child was judged good in round 0" and ledger.total_calls == 4
     result, ledger = _drive_orps(executor, lambda k: WRONG, budget=7, children=2, beam=2, rounds=3)
     # round 0: 2 children + 2 critiques; round 1: 3 calls left pay for one child and its critique
     assert [n.round for n in result.nodes] == [0, 0, 1] and ledger.total_calls == 6

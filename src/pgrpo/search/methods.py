@@ -172,8 +172,8 @@ def orps(task: SearchTask, cfg: SearchConfig, ledger: Ledger):
             break
         yield from critique(task, children, cfg, ledger, nodes)
         frontier = beam([c for c in children if not judged_good(task, c)], cfg.ranking, cfg.beam)
-        if not frontier:
-            stop = f"every child of round {round_} was judged good"
+        if not frontier:  # (reports group stops by the text before " in round")
+            stop = f"every child was judged good in round {round_}"
             break
     return MethodResult(nodes, select(nodes), stop)
 
