@@ -865,3 +865,17 @@ def test_smollm2_cot_and_orps_on_two_lbpp_problems(tmp_path):
     )
     report = run_search(cfg)
     assert [m["problems"] for m in report["methods"]] == [2, 2]
+
+
+def test_report_gives_intervals_over_problems_for_hidden_and_visible_passes():
+    from pgrpo.search.run import intervals
+
+    def row(hidden: bool, visible: float, tests: int = 2) -> dict:
+        return {"hidden": {"passed": hidden}, "visible_pass_rate": visible, "visible_tests": tests}
+
+    rows = [row(True, 1.0), row(False, 1.0), row(False, 0.5), row(False, 1.0, tests=0)]
+    ci = intervals(rows)
+    assert ci["visible_solved_rate"] == 0.5  # a problem without visible tests never counts as solved
+    low, high = ci["pass@1_ci95"]
+    assert 0.0 <= low <= 0.25 <= high <= 1.0 and high > low
+    assert intervals([row(True, 1.0)] * 5)["pass@1_ci95"] == [1.0, 1.0]

@@ -203,12 +203,27 @@ def run_method(
         )
         tree_rows += [{"problem": pid, "method": name, **n.to_dict()} for n in outcome.nodes]
     summary = summarise(name, rows, outcomes, scored, search_s, score_s)
+    summary["intervals"] = intervals(rows)
     blind = [row for row in rows if row["visible_tests"] == 0]
     summary["no_visible_tests"] = {
         "problems": len(blind),
         "solved": sum(1 for row in blind if row["hidden"] and row["hidden"]["passed"]),
     }
     return summary, rows, tree_rows
+
+
+def intervals(rows: list[dict]) -> dict:
+    """95% bootstrap intervals over problems (one answer each) for hidden pass@1 and for the share of
+    problems whose chosen answer passed every visible test, from the rows of problems.jsonl."""
+    from pgrpo.eval.passk import bootstrap_interval
+
+    hidden = [(1, int(bool(r["hidden"] and r["hidden"]["passed"]))) for r in rows]
+    visible = [(1, int(r["visible_pass_rate"] == 1.0 and r["visible_tests"] > 0)) for r in rows]
+    return {
+        "pass@1_ci95": list(bootstrap_interval(hidden, 1)),
+        "visible_solved_rate": sum(c for _, c in visible) / len(visible) if visible else 0.0,
+        "visible_solved_ci95": list(bootstrap_interval(visible, 1)),
+    }
 
 
 def summarise(name, rows, outcomes, scored, search_s: float, score_s: float) -> dict:
@@ -368,6 +383,10 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
     return report
 
 
+def _ci_text(interval: list | None) -> str:
+    return f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+
+
 def markdown(report: dict) -> str:
     cfg = report["config"]
     label = (
@@ -390,7 +409,8 @@ def markdown(report: dict) -> str:
         )
         + f"), up to {report['max_tokens']} new tokens per solution",
         "",
-        "| method | pass@1 (hidden) | solved visible | LLM calls (per problem) | tokens (per problem) "
+        "| method | pass@1 (hidden) [95% CI] | solved visible [95% CI] | LLM calls (per problem) "
+        "| tokens (per problem) "
         "| executions (per problem) | critic failures | efficiency (× ref, n) | seconds |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -399,8 +419,12 @@ def markdown(report: dict) -> str:
         eff_text = (
             f"{eff['mean_ratio']:.2f} ({eff['problems']})" if eff["mean_ratio"] is not None else "– (0)"
         )
+        ci = m.get("intervals") or {}
+        hidden_ci = _ci_text(ci.get("pass@1_ci95"))
+        visible_ci = _ci_text(ci.get("visible_solved_ci95"))
         lines.append(
-            f"| {m['method']} | {m['pass@1']:.3f} ({m['solved']}/{m['problems']}) | {m['visible_solved']} "
+            f"| {m['method']} | {m['pass@1']:.3f} ({m['solved']}/{m['problems']}){hidden_ci} "
+            f"| {m['visible_solved']}{visible_ci} "
             f"| {m['llm_calls']} ({per['llm_calls']:.1f}) | {m['tokens']} ({per['tokens']:.0f}) "
             f"| {m['executions']} ({per['executions']:.1f}) | {m['critic_failures']} | {eff_text} "
             f"| {m['seconds']['search']:.0f} |"
