@@ -178,3 +178,17 @@ def test_control_setup_failing_on_its_own_is_still_the_problems_fault(ex):
     prob = dataclasses.replace(problem(AssertTest("assert f(1, 2) == 3")), setup="import math\nx = 1 / 0")
     result = ex.run(prob, CORRECT_ADD)
     assert result.verdict is Verdict.SANDBOX_ERROR, result
+
+
+def test_a_module_a_test_names_but_this_machine_lacks_is_reported_not_blamed_on_the_program():
+    """`np` in a test with numpy missing: the test's error names the module (so the runner can report a
+    missing library), never a NameError that reads as the program's mistake."""
+    from pgrpo.sandbox.module_tests import _import_into
+    from pgrpo.sandbox.runner import missing_library
+
+    namespace: dict = {}
+    _import_into(namespace, "pd", "pandas_not_here")
+    with pytest.raises(ModuleNotFoundError, match="No module named 'pandas_not_here'") as raised:
+        namespace["pd"].DataFrame()
+    assert missing_library("No module named 'pandas'", installed=lambda name: False) is not None
+    assert "pandas_not_here" in str(raised.value)

@@ -247,12 +247,27 @@ def _module_named(name: str) -> str | None:
     return module if module in sys.stdlib_module_names or module in _MODULE_ALIASES.values() else None
 
 
+class _Missing:
+    """Stands for a module that cannot be imported here: any use raises the import's own error, so the
+    test fails with "No module named ..." (which the runner reports as a missing library, a sandbox_error
+    naming it, when it is one of the benchmark libraries) instead of a NameError blamed on the program."""
+
+    def __init__(self, error: ImportError) -> None:
+        self._error = error
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise ModuleNotFoundError(str(self._error), name=self._error.name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise ModuleNotFoundError(str(self._error), name=self._error.name)
+
+
 def _import_into(namespace: dict, name: str, module: str) -> None:
     """A module a test uses without importing it (its program did, in the reference harnesses)."""
     try:
         namespace[name] = importlib.import_module(module)
-    except Exception:  # noqa: BLE001 - not importable here: a NameError when the test uses it, as before
-        pass
+    except ImportError as e:
+        namespace[name] = _Missing(e)
 
 
 def _fresh(values: list | dict) -> list | dict:
