@@ -114,7 +114,11 @@ def _sandbox_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgrpo", description=__doc__)
+    from pgrpo import __version__
+    from pgrpo.options import Parser
+
+    parser = Parser(prog="pgrpo", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pgrpo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     check = sub.add_parser("check", help="run samples against their problems' tests")
@@ -199,20 +203,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """`--verbose` on every subcommand (after the subcommand's name, where users type it)."""
+    if not any("--verbose" in a.option_strings for a in parser._actions):
+        parser.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help="library logs, per-step dicts"
+        )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbose(child)
+
+
+def _one_line(e: BaseException) -> str:
+    """An OS error as `PATH: reason`, anything else as its message."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from pgrpo import log, options
+
     argv = sys.argv[1:] if argv is None else argv
+    options.reset_interrupt_notes()
+    verbose = "--verbose" in argv
     if argv[:1] == ["serve"]:  # its flags belong to pgrpo.llm.serve
-        args = argparse.Namespace(func=_serve, rest=argv[1:])
+        args = argparse.Namespace(func=_serve, rest=[a for a in argv[1:] if a != "--verbose"])
     elif argv[:2] == ["rm", "serve"]:  # and these to pgrpo.rm.score
         from pgrpo.rm.cli import serve_command
 
-        args = argparse.Namespace(func=serve_command, rest=argv[2:])
+        args = argparse.Namespace(func=serve_command, rest=[a for a in argv[2:] if a != "--verbose"])
     else:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        _add_verbose(parser)
+        args = parser.parse_args(argv)
+    log.setup(verbose)
     try:
         return args.func(args)
-    except (ProblemFormatError, ValueError) as e:
-        print(f"pgrpo: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        notes = options.interrupt_notes()
+        print("pgrpo: interrupted" + ("; " + "; ".join(notes) if notes else ""), file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # UsageError, ProblemFormatError, ConfigError; unreadable paths
+        print(f"pgrpo: error: {_one_line(e)}", file=sys.stderr)
         return 2
 
 

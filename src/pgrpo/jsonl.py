@@ -49,16 +49,15 @@ def _parse_line(line: str, where: str) -> Any:
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
-    """Write rows atomically enough for our use (write then rename); returns the number of rows."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
+    """Write rows atomically (a temporary name, renamed when complete; removed if interrupted);
+    returns the number of rows."""
+    from pgrpo.outputs import atomic_file
+
     n = 0
-    with open_rows(tmp) as f:
+    with atomic_file(path) as tmp, open_rows(tmp) as f:
         for row in rows:
             f.write(dumps_row(row))
             n += 1
-    os.replace(tmp, path)
     return n
 
 
