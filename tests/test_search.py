@@ -657,17 +657,92 @@ def prompts_params():
     return SamplingParams(max_tokens=8)
 
 
-def test_config_errors_name_the_valid_choices(tmp_path):
+def test_config_errors_name_the_valid_choices(tmp_path, capsys):
     from pgrpo.cli import main
 
     with pytest.raises(ValueError, match="valid: cot, best-of-n, refine, orps"):
         SearchConfig(dataset="x", out="x", model="m", method="cot,magic").validate(
-            ["cot", "best-of-n", "refine", "orps"], ["weighted"], 20
+            ["cot", "best-of-n", "refine", "orps"], 20
         )
     with pytest.raises(ValueError, match="strategy hints"):
-        SearchConfig(dataset="x", out="x", model="m", children=50).validate(["orps"], ["weighted"], 20)
-    code = main(["search", "--dataset", "x:y", "--out", str(tmp_path), "--model", "m", "--ranking", "best"])
-    assert code == 2
+        SearchConfig(dataset="x", out="x", model="m", children=50).validate(["orps"], 20)
+    with pytest.raises(ValueError, match="--ranking: expected one of weighted, critic-then-omega"):
+        SearchConfig(dataset="x", out="x", ranking="best")
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "--dataset", "x:y", "--out", str(tmp_path), "--model", "m", "--ranking", "best"])
+    assert exit_.value.code == 2
+    assert "--ranking" in capsys.readouterr().err
+
+
+def test_the_config_rankings_are_the_trees():
+    from pgrpo.search.config import RANKING_CHOICES
+    from pgrpo.search.tree import RANKINGS
+
+    assert set(RANKING_CHOICES) == set(RANKINGS)
+
+
+@pytest.mark.parametrize(
+    "flag, value, expected",
+    [
+        ("--children", "0", "an integer >= 1"),
+        ("--beam", "-1", "an integer >= 1"),
+        ("--rounds", "0", "an integer >= 1"),
+        ("--workers", "0", "an integer >= 1"),
+        ("--limit", "0", "an integer >= 1"),
+        ("--max-tokens", "0", "an integer >= 1"),
+        ("--critic-max-tokens", "0", "an integer >= 1"),
+        ("--efficiency-repeats", "0", "an integer >= 1"),
+        ("--critic-retries", "-1", "an integer >= 0"),
+        ("--show-tests", "-1", "an integer >= 0"),
+        ("--temperature", "-0.5", "a number >= 0"),
+        ("--cot-temperature", "nan", "a number >= 0"),
+        ("--critic-temperature", "-1", "a number >= 0"),
+        ("--budget-calls", "1", "an integer >= 2"),
+        ("--timeout", "0", "a number in (0, 3600]"),
+        ("--timeout", "-1", "a number in (0, 3600]"),
+        ("--seed", "1.5", "expected a finite integer"),
+        ("--batch-size", "0", "an integer >= 1"),
+        ("--prompt-style", "chatty", "invalid choice"),
+        ("--backend", "magic", "invalid choice"),
+        ("--critic-backend", "magic", "invalid choice"),
+        ("--generator-options", "{bad", "not valid JSON"),
+    ],
+)
+def test_a_flag_out_of_range_is_one_line_naming_it(tmp_path, capsys, flag, value, expected):
+    from pgrpo.cli import main
+
+    argv = ["search", "--dataset", "x:y", "--out", str(tmp_path / "o"), "--model", "m", flag, value]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert flag in err and expected in err and "Traceback" not in err
+
+
+def test_a_config_built_in_python_is_checked_by_the_same_ranges():
+    with pytest.raises(ValueError, match="--children: expected an integer >= 1, got 0"):
+        SearchConfig(dataset="x", out="x", children=0)
+    with pytest.raises(ValueError, match="--timeout: expected a number in \\(0, 3600\\], got -1"):
+        SearchConfig(dataset="x", out="x", timeout=-1)
+    with pytest.raises(ValueError, match="--dataset is required"):
+        SearchConfig(out="x")
+
+
+def test_an_unusable_out_is_refused_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    from pgrpo.cli import main
+    from pgrpo.search import run as run_module
+
+    def no_models(cfg):
+        raise AssertionError("models loaded before --out was checked")
+
+    monkeypatch.setattr(run_module, "load_backends", no_models)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out, reason in [(afile, "is a file, not a directory"), (afile / "sub", "Not a directory")]:
+        argv = ["search", "--dataset", f"toy:{tmp_path}", "--out", str(out), "--model", "m"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "--out" in err and reason in err, err
 
 
 def test_token_counter_uses_the_backend_tokenizer_when_there_is_one():
@@ -762,7 +837,7 @@ def test_transformers_backend_end_to_end(tmp_path, executor, toy_source):
         critic_max_tokens=8,
         critic_retries=1,
         cache_dir=str(tmp_path / "cache"),
-        generator_options=json.dumps({"progress": False, "device": "cpu"}),
+        generator_options={"progress": False, "device": "cpu"},
         efficiency_repeats=1,
     )
     report = run_search(cfg, executor=executor)
@@ -800,7 +875,7 @@ def test_a_model_without_a_chat_template_gets_plain_text_prompts(tmp_path, execu
         max_tokens=8,
         critic_max_tokens=4,
         critic_retries=0,
-        generator_options=json.dumps({"progress": False, "device": "cpu"}),
+        generator_options={"progress": False, "device": "cpu"},
         efficiency_repeats=1,
     )
     backends = load_backends(cfg)

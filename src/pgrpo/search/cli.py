@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
+from pgrpo.options import add_options, from_args
 from pgrpo.search.config import SearchConfig
-
-FLAG_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
-
-
-def _flag_type(annotation: str) -> type:
-    """`int | None` -> int (the config module uses postponed annotations, so these are strings)."""
-    return FLAG_TYPES[annotation.split("|")[0].strip()]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,25 +16,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--dataset lbpp:/work/shared/data/lbpp --model M.gguf --method cot,best-of-n,refine,orps "
         "--budget-calls 8 --out runs/search",
     )
-    for f in dataclasses.fields(SearchConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = _flag_type(f.type)
-        help_text = f.metadata["help"]
-        if kind is bool:
-            parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
-        elif f.metadata.get("required"):
-            parser.add_argument(flag, dest=f.name, type=kind, required=True, help=help_text)
-        else:
-            parser.add_argument(
-                flag, dest=f.name, type=kind, default=f.default, help=f"{help_text} (default: {f.default})"
-            )
+    add_options(parser, SearchConfig)
     parser.set_defaults(func=search_command)
 
 
 def search_command(args: argparse.Namespace) -> int:
     from pgrpo.search.run import markdown, run_search
 
-    cfg = SearchConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig)})
+    cfg = from_args(SearchConfig, args)
     report = run_search(cfg)
     print(markdown(report))
     print(f"run directory: {cfg.out}")

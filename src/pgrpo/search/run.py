@@ -26,34 +26,26 @@ import time
 from dataclasses import asdict, replace
 
 from pgrpo.jsonl import write_jsonl
+from pgrpo.outputs import Output, check_outputs, write_text
 from pgrpo.prompting import TrainedPrompt
 from pgrpo.search.config import SearchConfig
 from pgrpo.search.engine import Backends, Ledger, MethodResult, PromptForm, drive
 from pgrpo.search.methods import METHODS
 from pgrpo.search.prompts import strategies
 from pgrpo.search.tasks import SearchTask, load_tasks
-from pgrpo.search.tree import RANKINGS
 from pgrpo.types import ExecResult, Problem
 
 EFFICIENCY_CAP = 10.0
 
 
-def _generator_options(cfg: SearchConfig) -> dict:
-    return {
-        **({"batch_size": cfg.batch_size} if cfg.batch_size else {}),
-        **({"device": cfg.device} if cfg.device else {}),
-        **(json.loads(cfg.generator_options) if cfg.generator_options else {}),
-    }
-
-
 def load_backends(cfg: SearchConfig) -> Backends:
     from pgrpo.llm import load_generator
 
-    generator = load_generator(cfg.model, cfg.backend, cache_dir=cfg.cache_dir, **_generator_options(cfg))
+    generator = load_generator(cfg.model, cfg.backend, cache_dir=cfg.cache_dir, **cfg.backend_options())
     critic = generator
     if cfg.critic_model and cfg.critic_model != cfg.model:
         critic = load_generator(
-            cfg.critic_model, cfg.critic_backend, cache_dir=cfg.cache_dir, **_generator_options(cfg)
+            cfg.critic_model, cfg.critic_backend, cache_dir=cfg.cache_dir, **cfg.backend_options()
         )
     return Backends(generator, critic)
 
@@ -306,8 +298,11 @@ def visible_summary(tasks: list[SearchTask]) -> dict:
 def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=None) -> dict:
     """Run every method of `cfg` and write the run directory; returns the report. `backends` and
     `executor` are for tests (default: load the models, start a sandbox pool)."""
-    cfg.validate(list(METHODS), list(RANKINGS), len(strategies()))
-    os.makedirs(cfg.out, exist_ok=True)
+    cfg.validate(list(METHODS), len(strategies()))
+    check_outputs(
+        [Output("--out", cfg.out, directory=True), Output("--cache-dir", cfg.cache_dir, directory=True)],
+        inputs={"--dataset": cfg.dataset, "--model": cfg.model},
+    )
     t0 = time.monotonic()
     trained = TrainedPrompt.find(cfg.model)
     pairs = load_tasks(cfg.dataset, oracle=cfg.oracle)[: cfg.limit]
@@ -376,10 +371,8 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
         "seconds": {"load": round(load_s, 2), "models": round(model_s, 2)},
         "config": asdict(cfg),
     }
-    with open(os.path.join(cfg.out, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(cfg.out, "report.md"), "w") as f:
-        f.write(markdown(report))
+    write_text(os.path.join(cfg.out, "report.json"), json.dumps(report, indent=2))
+    write_text(os.path.join(cfg.out, "report.md"), markdown(report))
     return report
 
 
