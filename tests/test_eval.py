@@ -133,6 +133,8 @@ def test_eval_pass_at_k_over_several_samples_per_problem(tmp_path):
         str(tmp_path / "r"),
         "--k",
         "1,2,4",
+        "--limit",
+        "4",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -237,7 +239,7 @@ def test_pgrpo_style_scores_samples_as_the_reward_does_and_reports_the_format_ra
     ]
     samples = tmp_path / "s.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    report = _eval(samples, tmp_path / "p", "--prompt-style", "pgrpo")
+    report = _eval(samples, tmp_path / "p", "--prompt-style", "pgrpo", "--limit", "2")
     results = [json.loads(line) for line in (tmp_path / "p" / "results.jsonl").read_text().splitlines()]
     assert [r["format"] for r in results] == [True, False, False]
     assert [r["passed"] for r in results] == [True, True, False]
@@ -246,10 +248,10 @@ def test_pgrpo_style_scores_samples_as_the_reward_does_and_reports_the_format_ra
     assert report["prompt"]["style"] == "pgrpo"
     assert "| format rate (R_format = 1) | 0.3333 (1/3) |" in (tmp_path / "p" / "report.md").read_text()
     # every style reports it; solutions are not completions, so there is no rate to give
-    assert _eval(samples, tmp_path / "i")["format_rate"] == pytest.approx(1 / 3)
+    assert _eval(samples, tmp_path / "i", "--limit", "2")["format_rate"] == pytest.approx(1 / 3)
     solutions = tmp_path / "sol.jsonl"
     solutions.write_text(json.dumps({"task_id": a, "solution": problems[a].reference}) + "\n")
-    assert _eval(solutions, tmp_path / "sol")["format_rate"] is None
+    assert _eval(solutions, tmp_path / "sol", "--limit", "1")["format_rate"] is None
 
 
 def _train_tiny(out):

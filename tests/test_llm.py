@@ -114,9 +114,10 @@ def test_truncate_at_stop_cuts_at_the_earliest_stop():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
-def test_vllm_backend_explains_how_to_install():
+def test_vllm_backend_explains_how_to_install(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ImportError, match="pip install vllm"):
-        load_generator("some/model", backend="vllm")
+        load_generator(str(tmp_path), backend="vllm")
 
 
 # ----------------------------------------------------------------------------- transformers
@@ -251,10 +252,12 @@ def test_load_generator_with_cache_dir_wraps(tiny_model, tmp_path):
 
 class Scripted:
     """A local server that answers from a script of (status, headers, body) or functions of the request
-    body returning one; the last step answers every further request. Records requests and peak concurrency."""
+    body returning one; the last step answers every further request. Records requests and peak concurrency.
+    GET /v1/models (the client's first request) lists `models` and takes no step of the script."""
 
-    def __init__(self, script):
+    def __init__(self, script, models=("m",)):
         self.script = list(script)
+        self.listed: list[str] = []  # paths of the GET requests
         self.requests: list[tuple[str, str, dict | None, float]] = []
         self.lock = threading.Lock()
         self.in_flight = self.peak = 0
@@ -283,7 +286,13 @@ class Scripted:
                 self.wfile.write(data)
 
             def do_GET(self):
-                self._answer(None)
+                outer.listed.append(self.path)
+                data = json.dumps({"object": "list", "data": [{"id": m} for m in models]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self):
                 self._answer(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
@@ -305,8 +314,8 @@ def ok(*texts):
 def scripted():
     servers = []
 
-    def start(*script):
-        servers.append(Scripted(script))
+    def start(*script, **options):
+        servers.append(Scripted(script, **options))
         return servers[-1]
 
     yield start
@@ -392,15 +401,15 @@ def test_http_keeps_prompt_order_within_the_concurrency_limit(scripted):
 
 def test_http_chat_and_model_discovery(scripted):
     chat = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "def f(): pass"}}]}
-    server = scripted((200, {}, {"data": [{"id": "served-model"}]}), (200, {}, chat))
+    server = scripted((200, {}, chat), models=["served-model"])
     from pgrpo.llm.openai_http import OpenAIGenerator
 
     gen = OpenAIGenerator(server.url + "/v1/", api_key="secret", progress=False)
     assert gen.name == "served-model"
     messages = [{"role": "user", "content": "hi"}]
     assert gen.generate([messages], SamplingParams(stop=("```",))) == [["def f(): pass"]]
-    (_, models_path, _, _), (_, path, body, _) = server.requests
-    assert (models_path, path) == ("/v1/models", "/v1/chat/completions")
+    ((_, path, body, _),) = server.requests
+    assert (server.listed, path) == (["/v1/models"], "/v1/chat/completions")
     assert body["messages"] == messages and body["stop"] == ["```"] and body["model"] == "served-model"
 
 

@@ -5,35 +5,28 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pgrpo.types import ProblemFormatError, time_limit
-
-
-def _seconds(text: str) -> float:
-    """A --timeout value, checked by the same rule as a problem's `time_limit_s`."""
-    try:
-        return time_limit(float(text), "a time limit")
-    except ValueError as e:  # ProblemFormatError too
-        message = str(e) if isinstance(e, ProblemFormatError) else f"not a number: {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
+from pgrpo.options import UsageError
 
 
 def _check(args: argparse.Namespace) -> int:
     from pgrpo.check import read_samples, reference_samples, run_check
+    from pgrpo.options import on_interrupt
+    from pgrpo.outputs import Output, check_outputs
     from pgrpo.problems import load_problems
 
+    check_outputs(
+        [Output("--out", args.out)], inputs={"--problems": args.problems, "--samples": args.samples}
+    )
     problems = load_problems(args.problems)
     if args.references:
         pairs = reference_samples(problems)
-    elif args.samples:
-        pairs = read_samples(args.samples, {p.id: p for p in problems})
     else:
-        raise SystemExit("pgrpo check: give --samples FILE or --references")
-    try:
-        report, _ = run_check(pairs, args.out, workers=args.workers, time_limit_s=args.timeout)
-    except KeyboardInterrupt:
-        kept = f"; the rows judged so far are in {args.out}.partial" if args.out else ""
-        print(f"pgrpo check: interrupted{kept}", file=sys.stderr)
-        return 130
+        pairs = read_samples(args.samples, {p.id: p for p in problems})
+        if not pairs:
+            raise UsageError(f"--samples {args.samples}: the file holds no samples")
+    if args.out:
+        on_interrupt(f"the rows judged so far are in {args.out}.partial (a rerun starts it over)")
+    report, _ = run_check(pairs, args.out, workers=args.workers, time_limit_s=args.timeout)
     print(report.render())
     if args.out:
         print(f"results: {args.out}")
@@ -41,35 +34,13 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
-
     from pgrpo.eval.run import EvalConfig, markdown, run_eval
+    from pgrpo.options import from_args
 
-    cfg = EvalConfig(
-        dataset=args.dataset,
-        out=args.out,
-        model=args.model,
-        backend=args.backend,
-        samples=args.samples,
-        n=args.n,
-        k=tuple(int(k) for k in args.k.split(",")),
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_tokens=args.max_tokens,
-        prompt_style=args.prompt_style,
-        workers=args.workers,
-        timeout=args.timeout,
-        limit=args.limit,
-        seed=args.seed,
-        generator_options={
-            **({"batch_size": args.batch_size} if args.batch_size else {}),
-            **({"device": args.device} if args.device else {}),
-            **(json.loads(args.generator_options) if args.generator_options else {}),
-        },
-    )
+    cfg = from_args(EvalConfig, args)
     report = run_eval(cfg)
     print(markdown(report))
-    print(f"run directory: {args.out}")
+    print(f"run directory: {cfg.out}")
     return 0
 
 
@@ -81,8 +52,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from pgrpo.outputs import Output, check_outputs
     from pgrpo.problems import export_problems
 
+    check_outputs([Output("--out", args.out)], inputs={"NAME": args.name})
     n = export_problems(args.name, args.out)
     print(f"wrote {n} problems to {args.out}")
     return 0
@@ -121,55 +94,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pgrpo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from pgrpo.options import AT_LEAST_ONE, SECONDS, add_options
+
     check = sub.add_parser("check", help="run samples against their problems' tests")
     check.add_argument("--problems", required=True, help="humaneval, mbpp:PATH, lbpp:PATH or native JSONL")
-    check.add_argument("--samples", help="samples JSONL ({id, solution} or {id, completion} per line)")
-    check.add_argument("--references", action="store_true", help="check the problems' reference solutions")
+    given = check.add_mutually_exclusive_group(required=True)
+    given.add_argument("--samples", help="samples JSONL ({id, solution} or {id, completion} per line)")
+    given.add_argument("--references", action="store_true", help="check the problems' reference solutions")
     check.add_argument("--out", help="results JSONL, one row per sample line, in order")
-    check.add_argument("--workers", type=int, default=2, help="parallel sandbox workers (default 2)")
     check.add_argument(
-        "--timeout", type=_seconds, help="per-test time limit in seconds (default: the problem's)"
+        "--workers", type=AT_LEAST_ONE.parse, default=2, help="parallel sandbox workers (default 2)"
+    )
+    check.add_argument(
+        "--timeout", type=SECONDS.parse, help="per-test time limit in seconds (default: the problem's)"
     )
     check.set_defaults(func=_check)
 
+    from pgrpo.eval.run import EvalConfig
+
     ev = sub.add_parser("eval", help="pass@k of a model (or of a samples file) on a benchmark")
-    ev.add_argument(
-        "--dataset", required=True, help="humaneval, mbpp:PATH, lbpp:PATH, livecodebench:PATH, ..."
-    )
-    ev.add_argument(
-        "--model", help="local model directory, .gguf file, or http(s):// OpenAI-compatible server"
-    )
-    ev.add_argument("--backend", default="auto", help="transformers, vllm, openai or auto (default)")
-    ev.add_argument(
-        "--samples", help="score this samples JSONL (evalplus style accepted) instead of generating"
-    )
-    ev.add_argument("--n", type=int, default=1, help="samples per problem (default 1)")
-    ev.add_argument("--k", default="1", help="comma-separated k for pass@k (default 1)")
-    ev.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    ev.add_argument("--top-p", type=float, default=1.0)
-    ev.add_argument(
-        "--max-tokens",
-        type=int,
-        help="new tokens per sample (default: 4096 for --prompt-style pgrpo, else 512)",
-    )
-    ev.add_argument(
-        "--prompt-style",
-        default="instruct",
-        choices=["instruct", "completion", "pgrpo"],
-        help="instruct: the task as a chat message (default); completion: the raw prompt, for base models; "
-        "pgrpo: the prompt pgrpo train used (its system prompt, read from the model's pgrpo_prompt.json "
-        "when there is one), code taken from <answer> as the reward takes it",
-    )
-    ev.add_argument("--out", required=True, help="run directory (report.json, results.jsonl, ...)")
-    ev.add_argument("--workers", type=int, default=2, help="sandbox workers (default 2)")
-    ev.add_argument("--timeout", type=_seconds, help="per-test time limit override, seconds")
-    ev.add_argument("--limit", type=int, help="only the first N problems")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--batch-size", type=int, help="transformers: sequences per forward pass (default 8)")
-    ev.add_argument("--device", help="transformers: cpu, cuda, cuda:1, ...")
-    ev.add_argument(
-        "--generator-options", help="other backend options as JSON, e.g. '{\"max_concurrency\": 16}'"
-    )
+    add_options(ev, EvalConfig)
     ev.set_defaults(func=_eval)
 
     serve = sub.add_parser(
@@ -193,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     problems_sub = problems.add_subparsers(dest="problems_command", required=True)
     export = problems_sub.add_parser("export", help="write a problem set as native JSONL")
     export.add_argument("name", help="humaneval, mbpp:PATH, lbpp:PATH, ...")
-    export.add_argument("--out", required=True)
+    export.add_argument("--out", required=True, help="the native JSONL file to write")
     export.set_defaults(func=_export)
 
     sandbox = sub.add_parser("sandbox", help="the executor")

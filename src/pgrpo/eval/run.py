@@ -24,34 +24,86 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
-from pgrpo.eval.passk import bootstrap_interval, mean_pass_at_k
+from pgrpo.eval.prompts import STYLES
 from pgrpo.jsonl import write_jsonl
+from pgrpo.llm.options import GeneratorOptions
+from pgrpo.options import (
+    ANY_INT,
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    PROBABILITY,
+    SECONDS,
+    UsageError,
+    check_options,
+    on_interrupt,
+    option,
+)
+from pgrpo.outputs import Output, check_outputs, write_text
 from pgrpo.prompting import TrainedPrompt, program_for
 from pgrpo.types import AnswerTest, ExecResult, Problem, Sample, TestResult, Verdict
 
 NO_CODE = "no code in the completion"
 
 
+def parse_ks(text: str) -> tuple[int, ...]:
+    """`--k` text: comma-separated integers, "1,10" -> (1, 10)."""
+    import argparse
+
+    try:
+        ks = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 1,10, got {text!r}"
+        ) from None
+    return ks
+
+
 @dataclass
-class EvalConfig:
-    dataset: str  # humaneval, mbpp:PATH, lbpp:PATH, livecodebench:PATH, ... or native JSONL
-    out: str  # the run directory
-    model: str | None = None  # a local directory, a .gguf file, or an http(s):// server
-    backend: str = "auto"  # transformers, vllm, openai, or auto
-    samples: str | None = None  # score these samples instead of generating
-    n: int = 1  # samples per problem
-    k: tuple[int, ...] = (1,)  # pass@k to report (each k <= n)
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int | None = None  # new tokens per sample; default 4096 for pgrpo, 512 for the others
-    prompt_style: str = "instruct"  # instruct (chat), completion (raw prompt, base models), pgrpo (training)
-    workers: int = 2  # sandbox workers
-    timeout: float | None = None  # per-test time limit override, seconds
-    limit: int | None = None  # only the first N problems
-    seed: int = 0
-    generator_options: dict = field(default_factory=dict)  # e.g. {"batch_size": 8, "device": "cpu"}
+class EvalConfig(GeneratorOptions):
+    dataset: str = option(
+        None, "humaneval, mbpp:PATH, lbpp:PATH, livecodebench:PATH, ... or native JSONL", required=True
+    )
+    out: str = option(None, "run directory (report.json, results.jsonl, ...)", required=True)
+    samples: str | None = option(
+        None, "score this samples JSONL (evalplus style accepted) instead of generating"
+    )
+    allow_partial: bool = option(
+        False,
+        "with --samples: accept a file covering only some of the problems; pass@k is then over the covered "
+        "problems and the report says how many of how many",
+    )
+    n: int = option(1, "samples per problem", range=AT_LEAST_ONE)
+    k: tuple[int, ...] = option(
+        (1,), "comma-separated k for pass@k, each <= n (default: 1)", range=AT_LEAST_ONE, parse=parse_ks
+    )
+    temperature: float = option(0.0, "sampling temperature, 0 = greedy", range=NON_NEGATIVE)
+    top_p: float = option(1.0, "nucleus sampling: top_p in (0, 1]", range=PROBABILITY)
+    max_tokens: int | None = option(
+        None, "new tokens per sample (default: 4096 for --prompt-style pgrpo, else 512)", range=AT_LEAST_ONE
+    )
+    prompt_style: str = option(
+        "instruct",
+        "instruct: the task as a chat message (default); completion: the raw prompt, for base models; "
+        "pgrpo: the prompt pgrpo train used (its system prompt, read from the model's pgrpo_prompt.json "
+        "when there is one), code taken from <answer> as the reward takes it",
+        choices=STYLES,
+    )
+    workers: int = option(2, "sandbox workers", range=AT_LEAST_ONE)
+    timeout: float | None = option(None, "per-test time limit override, seconds", range=SECONDS)
+    limit: int | None = option(None, "only the first N problems (canaries dropped)", range=AT_LEAST_ONE)
+    seed: int = option(0, "sampling seed", range=ANY_INT)
+
+    def __post_init__(self) -> None:
+        self.k = tuple(self.k)
+        check_options(self)
+        if self.samples is None and self.model is None:
+            raise UsageError("pgrpo eval: give --model (to generate) or --samples FILE (to score)")
+        if self.samples is None and max(self.k) > self.n:
+            raise UsageError(
+                f"--k: every k must be between 1 and --n {self.n}; got {','.join(map(str, self.k))}"
+            )
 
 
 def _progress(total: int, desc: str):
@@ -69,8 +121,10 @@ def generate_samples(
     from pgrpo.eval.prompts import build_prompt, stop_strings
     from pgrpo.llm import SamplingParams, has_chat_template, load_generator
 
-    generator = load_generator(
-        cfg.model, cfg.backend, cache_dir=os.path.join(cfg.out, "cache"), **cfg.generator_options
+    cache_dir = os.path.join(cfg.out, "cache")
+    generator = load_generator(cfg.model, cfg.backend, cache_dir=cache_dir, **cfg.backend_options())
+    on_interrupt(
+        f"the completions generated so far are cached in {cache_dir}; rerun the same command to resume"
     )
     chat = trained.chat_for(cfg.prompt_style, has_chat_template(generator))
     pairs: list[tuple[Sample, Problem]] = []
@@ -166,6 +220,8 @@ def summarise(
     results: list[ExecResult],
     formats: list[bool | None],
 ) -> tuple[dict, list[dict]]:
+    from pgrpo.eval.passk import bootstrap_interval, mean_pass_at_k
+
     per_problem: dict[str, list[ExecResult]] = collections.defaultdict(list)
     formed: dict[str, list[bool]] = collections.defaultdict(list)
     order: list[str] = []
@@ -180,10 +236,9 @@ def summarise(
     ks = [k for k in cfg.k if k <= smallest_n]
     if len(ks) < len(cfg.k):
         skipped = sorted(set(cfg.k) - set(ks))
-        print(
-            f"pgrpo eval: pass@{skipped} skipped: some problems have only {smallest_n} samples",
-            file=sys.stderr,
-        )
+        from pgrpo.log import logger
+
+        logger.warning("pass@%s skipped: some problems have only %d samples", skipped, smallest_n)
     verdicts = collections.Counter(r.verdict.value for r in results)
     judged = [ok for ok in formats if ok is not None]
     report = {
@@ -212,12 +267,25 @@ def summarise(
     return report, rows
 
 
+def _coverage_lines(coverage: dict | None) -> list[str]:
+    if not coverage:
+        return []
+    missing = coverage["missing"]
+    shown = ", ".join(missing[:5]) + (f", ... ({len(missing) - 5} more)" if len(missing) > 5 else "")
+    return [
+        "",
+        f"**PARTIAL COVERAGE: {coverage['covered']} of {coverage['total']} problems have samples; "
+        f"pass@k is over these {coverage['covered']} only** (no samples for: {shown})",
+    ]
+
+
 def markdown(report: dict) -> str:
     prompt = report.get("prompt") or {}
     lines = [
         f"# {report['dataset']}",
         "",
         f"model: `{report.get('model')}`, problems: {report['problems']}, samples per problem: {report['n']}",
+        *_coverage_lines(report.get("coverage")),
         f"prompt style: {prompt.get('style')}"
         + (f", chat: {prompt['chat']}" if prompt.get("chat") is not None else "")
         + (f", prompt from: {prompt['from']}" if prompt.get("from") else ""),
@@ -242,44 +310,75 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_covering_samples(
+    cfg: EvalConfig, every: list[Problem], problems: list[Problem]
+) -> tuple[list[tuple[Sample, Problem]], dict | None]:
+    """The samples file's (sample, problem) pairs for `problems` (those past --limit are dropped), and
+    its coverage when it covers only some of them (refused unless --allow-partial)."""
+    from pgrpo.check import read_samples
+
+    pairs = read_samples(cfg.samples, {p.id: p for p in every})
+    if not pairs:
+        raise UsageError(f"--samples {cfg.samples}: the file holds no samples")
+    wanted = {p.id for p in problems}
+    pairs = [(s, p) for s, p in pairs if p.id in wanted]
+    covered = {p.id for _, p in pairs}
+    if len(covered) == len(wanted):
+        return pairs, None
+    within = f" (the first {cfg.limit})" if cfg.limit else ""
+    if not cfg.allow_partial:
+        raise UsageError(
+            f"--samples {cfg.samples} covers {len(covered)} of {len(wanted)} problems{within} of "
+            f"{cfg.dataset}: pass@k over the covered ones alone would read as the benchmark's; pass "
+            "--allow-partial to score only those (the report states the coverage)"
+        )
+    missing = [p.id for p in problems if p.id not in covered]
+    return pairs, {"covered": len(covered), "total": len(wanted), "missing": missing}
+
+
 def run_eval(cfg: EvalConfig) -> dict:
     from dataclasses import replace
 
-    from pgrpo.eval.prompts import STYLES, max_tokens_for
+    from pgrpo.eval.prompts import max_tokens_for
+    from pgrpo.log import logger
     from pgrpo.problems import load_problems
 
-    if cfg.samples is None and cfg.model is None:
-        raise ValueError("pgrpo eval: give --model (to generate) or --samples FILE (to score)")
-    if cfg.prompt_style not in STYLES:
-        raise ValueError(f"pgrpo eval: unknown prompt style {cfg.prompt_style!r}; valid: {', '.join(STYLES)}")
     if cfg.max_tokens is None:
         cfg = replace(cfg, max_tokens=max_tokens_for(cfg.prompt_style))
-    if cfg.max_tokens < 1:
-        raise ValueError(f"pgrpo eval: --max-tokens must be at least 1, got {cfg.max_tokens}")
+    check_outputs(
+        [Output("--out", cfg.out, directory=True)],
+        inputs={"--samples": cfg.samples, "--dataset": cfg.dataset},
+    )
     trained = TrainedPrompt.find(cfg.model)
     spec = trained.spec()
-    if any(k < 1 for k in cfg.k) or max(cfg.k) > cfg.n and cfg.samples is None:
-        raise ValueError(f"pgrpo eval: every k must be between 1 and n={cfg.n}; got k={list(cfg.k)}")
-    os.makedirs(cfg.out, exist_ok=True)
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
-    problems = load_problems(cfg.dataset)
-    problems = [p for p in problems if not p.metadata.get("canary")][: cfg.limit]
+    every = load_problems(cfg.dataset)
+    problems = [p for p in every if not p.metadata.get("canary")][: cfg.limit]
     seconds["load"] = time.monotonic() - t0
     t0 = time.monotonic()
+    coverage = None
     if cfg.samples:
-        from pgrpo.check import read_samples
-
-        pairs, chat = read_samples(cfg.samples, {p.id: p for p in problems}), None
+        pairs, coverage = read_covering_samples(cfg, every, problems)
+        chat = None
     else:
         pairs, chat = generate_samples(cfg, problems, trained)
         write_jsonl(os.path.join(cfg.out, "samples.jsonl"), (s.fields for s, _ in pairs))
         seconds["generate"] = time.monotonic() - t0
+    if coverage:
+        logger.warning(
+            "partial coverage: %d of %d problems have samples; pass@k is over these %d only",
+            coverage["covered"],
+            coverage["total"],
+            coverage["covered"],
+        )
     t0 = time.monotonic()
     results, programs = score_samples(cfg, pairs, spec)
     formats = well_formed(pairs, spec)
     seconds["execute"] = time.monotonic() - t0
     report, rows = summarise(cfg, pairs, results, formats)
+    if coverage:
+        report["coverage"] = coverage
     report["prompt"] = {
         "style": cfg.prompt_style,
         "chat": chat,
@@ -301,8 +400,6 @@ def run_eval(cfg: EvalConfig) -> dict:
         ),
     )
     write_jsonl(os.path.join(cfg.out, "problems.jsonl"), rows)
-    with open(os.path.join(cfg.out, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(cfg.out, "report.md"), "w") as f:
-        f.write(markdown(report))
+    write_text(os.path.join(cfg.out, "report.json"), json.dumps(report, indent=2))
+    write_text(os.path.join(cfg.out, "report.md"), markdown(report))
     return report

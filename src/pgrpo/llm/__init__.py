@@ -17,12 +17,18 @@ vLLM are imported inside the backends.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol, Union, runtime_checkable
+
+from pgrpo.options import UsageError
 
 Message = dict[str, str]
 Prompt = Union[str, list[Message]]
+OnResult = Callable[[int, list[str]], None]
+"""`on_result(i, texts)`: prompt i's texts are done (a backend calls it as each one finishes)."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,21 @@ class Generator(Protocol):
     """The model's identity; cache keys use it, so two different models must not share a name."""
 
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[str]]:
-        """One list of `params.n` texts per prompt, in prompt order; only the new text."""
+        """One list of `params.n` texts per prompt, in prompt order; only the new text.
+
+        A backend may also take `on_result(i, texts)`, called as soon as prompt i's texts are done
+        (the cache saves each one then, so an interruption loses only the requests in flight)."""
         ...
+
+
+def takes_on_result(generator: Generator) -> bool:
+    """Whether `generator.generate` reports each prompt's texts as they are done (`on_result=`)."""
+    import inspect
+
+    try:
+        return "on_result" in inspect.signature(generator.generate).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def truncate_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> str:
@@ -152,20 +171,75 @@ def pick_backend(model: str) -> str:
     return "transformers"
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether the local Hugging Face cache holds the model `name` (its config.json); never downloads."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid repo id (HFValidationError)
+        return False
+    return isinstance(found, str)
+
+
+def check_model(model: str | None, flag: str = "--model", backend: str = "auto") -> None:
+    """Refuse a model that cannot be loaded, before anything is loaded: UsageError naming `flag`.
+
+    Accepted: an http(s):// URL, a directory with a config.json or one .gguf file, a .gguf file, a
+    model in the local Hugging Face cache, or (only when HF_HUB_OFFLINE is not set) a hub name such
+    as `org/name` that transformers or vLLM will download."""
+    if not model:
+        raise UsageError(f"{flag}: give a model directory, a .gguf file or an http(s):// server URL")
+    if model.startswith(("http://", "https://")):
+        return
+    if backend == "openai":
+        raise UsageError(f"{flag} {model}: the openai backend needs an http(s):// server URL")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if (path / "config.json").exists() or any(path.glob("*.gguf")):
+            return
+        raise UsageError(f"{flag} {model}: a directory, but not a model (no config.json and no .gguf file)")
+    if path.exists():
+        if path.suffix == ".gguf":
+            return
+        raise UsageError(f"{flag} {model}: a file, but not a .gguf model")
+    looks_like_hub_name = not model.startswith((".", "/", "~")) and model.count("/") <= 1
+    if looks_like_hub_name and (_in_hub_cache(model) or not _offline()):
+        return
+    raise UsageError(
+        f"{flag} {model}: neither a directory, a .gguf file nor a cached hub model"
+        + (" (HF_HUB_OFFLINE is set: nothing is downloaded)" if looks_like_hub_name else "")
+    )
+
+
 def load_generator(
-    model: str, backend: str = "auto", cache_dir: str | None = None, **options: Any
+    model: str,
+    backend: str = "auto",
+    cache_dir: str | None = None,
+    *,
+    model_flag: str = "--model",
+    **options: Any,
 ) -> Generator:
     """A generator for `model` (a local directory, a .gguf file, a hub name for vLLM, or a server URL).
+
+    The model is checked first (`check_model`); a wrong one is a UsageError naming `model_flag`.
 
     `options` go to the backend (e.g. `device`, `batch_size` for transformers; `max_concurrency`,
     `api_key`, `model_name` for openai). With `cache_dir`, completions are cached on disk
     (`pgrpo.llm.cache.CachedGenerator`), so a rerun or a resumed run only pays for what is missing.
     """
-    name = pick_backend(model) if backend == "auto" else backend
-    if name not in BACKENDS:
-        raise ValueError(
+    if backend != "auto" and backend not in BACKENDS:
+        raise UsageError(
             f"unknown generation backend {backend!r}; valid: auto, {', '.join(sorted(BACKENDS))}"
         )
+    check_model(model, model_flag, backend)
+    name = pick_backend(model) if backend == "auto" else backend
     generator = BACKENDS[name](model, **options)
     if cache_dir is not None:
         from pgrpo.llm.cache import CachedGenerator
@@ -178,11 +252,14 @@ __all__ = [
     "BACKENDS",
     "Generator",
     "Message",
+    "OnResult",
     "Prompt",
     "SamplingParams",
     "has_chat_template",
     "is_chat",
+    "check_model",
     "load_generator",
     "pick_backend",
+    "takes_on_result",
     "truncate_at_stop",
 ]

@@ -2,8 +2,10 @@
 
 One entry per (model name, prompt, sampling params without n, sample index): asking for n=8 after n=4
 reuses the four and generates four more, and the n samples of a prompt stay n distinct entries.
-Generation goes in chunks of prompts and each chunk is written as soon as it is done, so an
-interrupted run loses at most one chunk. Each entry is its own JSON file, `<dir>/ab/cd/<sha256>.json`,
+Each prompt's completions are written as soon as they are done: a backend that reports them one by
+one (`on_result`, as the transformers backend does per batch and the openai backend per request) loses
+only the requests in flight to an interruption; any other is asked a chunk of prompts at a time and
+loses at most one chunk. Each entry is its own JSON file, `<dir>/ab/cd/<sha256>.json`,
 written to a temporary file and renamed into place: several processes can share one directory.
 
 Limits: the key trusts `Generator.name` to identify the weights (rename a retrained model, or use a
@@ -20,7 +22,7 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-from pgrpo.llm import Generator, Prompt, SamplingParams
+from pgrpo.llm import Generator, Prompt, SamplingParams, takes_on_result
 
 
 class CachedGenerator:
@@ -77,6 +79,16 @@ class CachedGenerator:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def _save(self, prompt: Prompt, params: SamplingParams, index: int, text: str) -> None:
+        entry = {
+            "model": self.name,
+            "prompt": prompt,
+            "params": self._settings(params),
+            "index": index,
+            "text": text,
+        }
+        self._store(self.key(prompt, params, index), entry)
+
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[str]]:
         results: list[list[str | None]] = []
         missing: dict[int, list[int]] = {}  # prompt position -> sample indices to generate
@@ -95,27 +107,32 @@ class CachedGenerator:
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, gaps in missing.items():
             groups[len(gaps), gaps[0]].append(i)
-        settings = self._settings(params)
+        streams = takes_on_result(self.inner)
         for (count, first), members in groups.items():
             ask = replace(params, n=count, seed=params.seed + first)
             for start in range(0, len(members), self.chunk_size):
                 chunk = members[start : start + self.chunk_size]
-                fresh = self.inner.generate([prompts[i] for i in chunk], ask)
-                for i, texts in zip(chunk, fresh):
+
+                def save(
+                    position: int, texts: list[str], chunk: list[int] = chunk, count: int = count
+                ) -> None:
+                    """Store prompt `chunk[position]`'s texts (once: on arrival, or after the call)."""
+                    i = chunk[position]
                     if len(texts) != count:
                         raise RuntimeError(f"{self.inner!r} returned {len(texts)} texts, expected {count}")
+                    if all(results[i][j] is not None for j in missing[i]):
+                        return  # already saved through on_result
                     for j, text in zip(missing[i], texts):
-                        self._store(
-                            self.key(prompts[i], params, j),
-                            {
-                                "model": self.name,
-                                "prompt": prompts[i],
-                                "params": settings,
-                                "index": j,
-                                "text": text,
-                            },
-                        )
+                        self._save(prompts[i], params, j, text)
                         results[i][j] = text
+
+                asked = [prompts[i] for i in chunk]
+                if streams:
+                    fresh = self.inner.generate(asked, ask, on_result=save)
+                else:
+                    fresh = self.inner.generate(asked, ask)
+                for position, texts in enumerate(fresh):
+                    save(position, texts)
         return results  # type: ignore[return-value]
 
     def __repr__(self) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pgrpo.llm import Prompt, SamplingParams, is_chat, truncate_at_stop
+from pgrpo.llm import OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
 
 
 def _locate(model: str, gguf_file: str | None) -> tuple[str, str | None]:
@@ -102,7 +102,10 @@ class TransformersGenerator:
         # would double the BOS.
         return self.tokenizer(self.render(prompt), add_special_tokens=not is_chat(prompt))["input_ids"]
 
-    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[str]]:
+    def generate(
+        self, prompts: list[Prompt], params: SamplingParams, on_result: OnResult | None = None
+    ) -> list[list[str]]:
+        """`on_result(i, texts)` is called for each prompt of a batch as soon as the batch is done."""
         from tqdm.auto import tqdm
 
         encoded = [self._encode(p) for p in prompts]
@@ -111,12 +114,16 @@ class TransformersGenerator:
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         batches = [order[i : i + step] for i in range(0, len(order), step)]
         results: list[list[str]] = [[] for _ in prompts]
-        bar = tqdm(batches, desc="generate", unit="batch", file=sys.stderr, disable=not self.progress)
+        bar = tqdm(  # disable=None: no bar when stderr is not a terminal
+            batches, desc="generate", unit="batch", file=sys.stderr, disable=None if self.progress else True
+        )
         for batch_index, batch in enumerate(bar):
             texts = self._generate_batch([encoded[i] for i in batch], params, seed=params.seed + batch_index)
             for k, i in enumerate(batch):
                 mine = texts[k * per_call : (k + 1) * per_call]
                 results[i] = mine * params.n if params.greedy else mine
+                if on_result is not None:
+                    on_result(i, results[i])
         return results
 
     def _generate_batch(self, ids: list[list[int]], params: SamplingParams, seed: int) -> list[str]:

@@ -24,11 +24,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from pgrpo.llm import Prompt, SamplingParams, is_chat, truncate_at_stop
+from pgrpo.llm import OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
+
+PROBE_TIMEOUT_S = 10.0
+"""The first request (GET /models) waits at most this long: a server that is up answers it at once."""
 
 
-class ServerError(RuntimeError):
-    """The server answered with an error: a 4xx other than 429, or a 429/5xx that outlasted the retries."""
+class ServerError(ConnectionError):
+    """The server answered with an error: a 4xx other than 429, or a 429/5xx that outlasted the retries,
+    or an answer that is not OpenAI JSON. A ConnectionError, so `pgrpo` says it in one line (exit 2)."""
 
     def __init__(self, url: str, status: int, message: str) -> None:
         super().__init__(f"{url} answered HTTP {status}: {message}")
@@ -50,8 +54,21 @@ def api_root(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path or "/v1", "", ""))
 
 
+SHOWN = 80
+"""At most this many characters of an answer that is not OpenAI JSON are quoted (never a whole page)."""
+
+
+def _not_json(body: bytes | str, content_type: str | None) -> str:
+    """What an answer that is not JSON looks like, in a few words: its content type and first characters."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    shown = text[:SHOWN] + ("..." if len(text) > SHOWN else "")
+    return f"not an OpenAI JSON answer (content-type {content_type or 'not given'}): {shown!r}"
+
+
 def _error_message(error: urllib.error.HTTPError) -> str:
-    """The server's own words: OpenAI's `{"error": {"message"}}`, FastAPI's `detail`, or the raw body."""
+    """The server's own words: OpenAI's `{"error": {"message"}}`, FastAPI's `detail`; for an answer
+    that is not JSON (an HTML error page), its content type and first characters."""
     try:
         body = error.read().decode("utf-8", "replace")
     except OSError:
@@ -59,7 +76,7 @@ def _error_message(error: urllib.error.HTTPError) -> str:
     try:
         data = json.loads(body)
     except ValueError:
-        return body.strip()[:2000] or str(error.reason)
+        return _not_json(body, error.headers.get("Content-Type") if error.headers else None)
     if isinstance(data, dict):
         inner = data.get("error", data)
         if isinstance(inner, dict):
@@ -135,7 +152,8 @@ class OpenAIGenerator:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.progress = progress
-        self.model_name = model_name or self._first_model()
+        listing = self.check_server()
+        self.model_name = model_name or self._first_model(listing)
         self.name = name or self.model_name
         self._n_supported = True  # cleared once the server rejects n > 1 and accepts n = 1
         self._lock = threading.Lock()
@@ -145,19 +163,28 @@ class OpenAIGenerator:
     def _backoff(self, attempt: int) -> float:
         return min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.5)
 
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
-        """One JSON request with retries; raises ServerError or ServerUnreachable."""
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> dict:
+        """One JSON request with retries (default: max_retries); raises ServerError or ServerUnreachable."""
+        retries = self.max_retries if retries is None else retries
         url = self.base_url + path
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         data = json.dumps(body).encode() if body is not None else None
         last: BaseException | None = None
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(retries + 1):
             try:
                 req = urllib.request.Request(url, data=data, headers=headers, method=method)
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as response:
-                    raw = response.read()
+                with urllib.request.urlopen(req, timeout=timeout or self.timeout_s) as response:
+                    raw, content_type = response.read(), response.headers.get("Content-Type")
             except urllib.error.HTTPError as e:
                 error = ServerError(url, e.code, _error_message(e))
                 if e.code != 429 and e.code < 500:
@@ -169,12 +196,15 @@ class OpenAIGenerator:
                 last, delay = e, None
             else:
                 try:
-                    return json.loads(raw)
+                    answer = json.loads(raw)
                 except ValueError:
-                    raise ServerError(url, 200, f"the answer is not JSON: {raw[:200]!r}") from None
-            if attempt < self.max_retries:
+                    answer = None
+                if not isinstance(answer, dict):
+                    raise ServerError(url, 200, _not_json(raw, content_type)) from None
+                return answer
+            if attempt < retries:
                 time.sleep(delay if delay is not None else self._backoff(attempt))
-        tries = f"after {self.max_retries + 1} attempts"
+        tries = f"after {retries + 1} attempt{'s' if retries else ''}"
         if isinstance(last, ServerError):
             raise ServerError(url, last.status, f"{last.message} ({tries})")
         if last is not None and _is_refused(last):
@@ -184,10 +214,23 @@ class OpenAIGenerator:
             )
         raise ServerUnreachable(f"no usable answer from {url} ({tries}): {last}")
 
-    def _first_model(self) -> str:
-        listing = self.request("GET", "/models")
-        models = listing.get("data") or []
-        if not models:
+    def check_server(self) -> dict:
+        """GET /models once, quickly (no retries, at most `PROBE_TIMEOUT_S`), before any work: a server
+        that is down, silent, or not an OpenAI server is found at once rather than after the backoff."""
+        url = self.base_url + "/models"
+        try:
+            listing = self.request("GET", "/models", retries=0, timeout=min(self.timeout_s, PROBE_TIMEOUT_S))
+        except ServerError as e:
+            raise ServerError(url, e.status, f"{e.message} (is this an OpenAI-compatible server?)") from None
+        if not isinstance(listing.get("data"), list):
+            raise ServerError(
+                url, 200, f"not an OpenAI model list (no 'data' list): {str(listing)[:SHOWN]!r}"
+            )
+        return listing
+
+    def _first_model(self, listing: dict) -> str:
+        models = listing["data"]
+        if not models or not isinstance(models[0], dict) or "id" not in models[0]:
             raise ServerError(self.base_url + "/models", 200, "the server lists no models: pass model_name")
         return models[0]["id"]
 
@@ -239,7 +282,10 @@ class OpenAIGenerator:
         texts = [truncate_at_stop(t, params.stop) for t in texts]
         return texts * params.n if params.greedy else texts
 
-    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[list[str]]:
+    def generate(
+        self, prompts: list[Prompt], params: SamplingParams, on_result: OnResult | None = None
+    ) -> list[list[str]]:
+        """`on_result(i, texts)` is called (in this thread) as soon as prompt i's request is answered."""
         from tqdm.auto import tqdm
 
         for prompt in prompts:
@@ -249,9 +295,18 @@ class OpenAIGenerator:
         try:
             futures = {pool.submit(self.complete, p, params): i for i, p in enumerate(prompts)}
             done = as_completed(futures)
-            bar = tqdm(done, total=len(prompts), desc="generate", file=sys.stderr, disable=not self.progress)
+            bar = tqdm(  # disable=None: no bar when stderr is not a terminal
+                done,
+                total=len(prompts),
+                desc="generate",
+                file=sys.stderr,
+                disable=None if self.progress else True,
+            )
             for future in bar:
-                results[futures[future]] = future.result()
+                i = futures[future]
+                results[i] = future.result()
+                if on_result is not None:
+                    on_result(i, results[i])
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return results

@@ -11,9 +11,10 @@ CPU model behind a URL; for throughput on a GPU, use `vllm serve`.
 
 from __future__ import annotations
 
-import argparse
+import errno
 import json
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ from http.server import ThreadingHTTPServer
 
 from pgrpo.httpjson import JsonHandler, run_server
 from pgrpo.llm import Generator, Prompt, SamplingParams, is_chat, load_generator
+from pgrpo.options import AT_LEAST_ONE, PORT, Parser, UsageError
 
 
 class BadRequest(ValueError):
@@ -154,24 +156,56 @@ def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 8000)
     return server
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that is taken before the model is loaded (a minute, for a GGUF on CPU)."""
+    probe = ThreadingHTTPServer.address_family
+    with socket.socket(probe, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as ThreadingHTTPServer binds
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise _bind_error(e, host, port) from None
+
+
+def _bind_error(e: OSError, host: str, port: int) -> Exception:
+    if e.errno == errno.EADDRINUSE:
+        return UsageError(f"port {port} on {host} is in use")
+    if e.errno == errno.EACCES:
+        return UsageError(f"--port {port}: not allowed to bind it on {host} (ports below 1024 need root)")
+    return UsageError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pgrpo serve", description=__doc__.split("\n")[0])
+    parser = Parser(prog="pgrpo serve", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="model directory, .gguf file or (vllm) hub name")
-    parser.add_argument("--backend", default="auto", help="transformers, vllm or auto")
+    parser.add_argument(
+        "--backend", default="auto", choices=("auto", "transformers", "vllm"), help="generation backend"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=PORT.parse, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--name", help="model id reported at /v1/models (default: the model path)")
     parser.add_argument("--device", help="transformers: cpu, cuda, cuda:1 ...")
-    parser.add_argument("--batch-size", type=int, help="transformers: sequences per forward pass")
+    parser.add_argument(
+        "--batch-size", type=AT_LEAST_ONE.parse, help="transformers: sequences per forward pass"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
 
+    check_port(args.host, args.port)
     options = {"name": args.name, "device": args.device, "batch_size": args.batch_size}
     generator = load_generator(
         args.model, args.backend, **{k: v for k, v in options.items() if v is not None}
     )
-    run_server(make_server(generator, args.host, args.port), generator.name, "/v1", args.verbose)
+    try:
+        server = make_server(generator, args.host, args.port)
+    except OSError as e:  # taken while the model loaded
+        raise _bind_error(e, args.host, args.port) from None
+    run_server(server, generator.name, "/v1", args.verbose)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # through pgrpo's main: one-line errors, exit 2
+    import sys
+
+    from pgrpo.cli import main as pgrpo_main
+
+    sys.exit(pgrpo_main(["serve", *sys.argv[1:]]))
