@@ -197,11 +197,17 @@ def test_lora_with_margins_saves_a_merged_model(backbone, tmp_path):
 
 
 def test_config_errors_say_what_is_wrong(tmp_path):
-    cfg = RMTrainConfig(backbone=str(tmp_path / "missing"), learning_rate=0, batch_size=0)
-    with pytest.raises(ValueError) as error:
+    from pgrpo.options import UsageError
+
+    with pytest.raises(UsageError, match="--learning-rate: expected a number > 0"):
+        RMTrainConfig(backbone=str(tmp_path), learning_rate=0)
+    with pytest.raises(UsageError, match="--batch-size: expected an integer >= 1"):
+        RMTrainConfig(backbone=str(tmp_path), batch_size=0)
+    with pytest.raises(UsageError, match="--max-steps: expected -1"):
+        RMTrainConfig(backbone=str(tmp_path), max_steps=0)
+    cfg = RMTrainConfig(backbone=str(tmp_path / "missing"))
+    with pytest.raises(UsageError, match="--backbone .*missing: not a directory"):
         cfg.validate()
-    message = str(error.value)
-    assert "is not a directory" in message and "learning_rate" in message and "batch_size" in message
 
 
 # ----------------------------------------------------------------------------- the benchmark

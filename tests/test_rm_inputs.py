@@ -233,7 +233,8 @@ def test_rm_bench_refuses_pairs_from_training_problems(backbone, tmp_path, capsy
     bench = ["rm", "bench", "--pairs", str(seen), "--model", str(model), "--allow-overlap", "--out", str(out)]
     assert main(bench) == 0
     assert "Overlap allowed (--allow-overlap): 3 problems" in capsys.readouterr().out
-    (report,) = json.loads(Path(f"{out}.json").read_text())
+    (report,) = json.loads((out / "report.json").read_text())
+    assert (out / "report.md").is_file() and not Path(f"{out}.json").exists()
     assert report["overlap"] == {"checked": True, "shared": 3, "allowed": True}
     assert report["identical_after_truncation"] == 0 and report["n"] == 5
 

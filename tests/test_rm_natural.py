@@ -8,7 +8,6 @@ import json
 import pytest
 
 from pgrpo.cli import main
-from pgrpo.llm import BACKENDS
 from pgrpo.prompting import SYSTEM_PROMPT, task_text
 from pgrpo.rm.natural import NaturalConfig, build_pairs_natural
 from pgrpo.rm.pairs import read_pairs
@@ -151,9 +150,9 @@ def test_build_bench_natural_is_the_default_and_writes_a_report(tmp_path, monkey
         )
         + "\n"
     )
-    monkeypatch.setitem(BACKENDS, "scripted", lambda model, **options: _model())
+    monkeypatch.setattr("pgrpo.llm.load_generator", lambda model, backend, **options: _model())
     out = tmp_path / "bench.jsonl"
-    args = ["rm", "build-bench", "--problems", str(problems), "--model", "m", "--backend", "scripted"]
+    args = ["rm", "build-bench", "--problems", str(problems), "--model", "m"]
     assert main([*args, "--samples", "6", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "1 problems -> 1 natural pairs" in printed and "with no failing sample: 0" in printed
@@ -162,5 +161,7 @@ def test_build_bench_natural_is_the_default_and_writes_a_report(tmp_path, monkey
     summary = json.loads((tmp_path / "bench.report.json").read_text())
     assert summary["pairs"] == 1 and summary["problems_without_passing"] == 0
 
-    assert main([*args, "--samples", "1", "--out", str(out)]) == 2
-    assert "samples must be >= 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # refused as the flags are parsed
+        main([*args, "--samples", "1", "--out", str(out)])
+    assert refused.value.code == 2
+    assert "--samples: expected an integer >= 2, got '1'" in capsys.readouterr().err

@@ -10,11 +10,13 @@ appended), so a copy served by `vllm serve` sees the same tokens.
   `/pooling`. Transient failures (429, 5xx, timeouts, refused connections) are retried with backoff;
   afterwards `ScorerUnavailable` is raised, which callers turn into a masked (None) reward, never 0.
 - `serve_scorer` / `main`: `pgrpo rm serve --model DIR --port N`, standard library only.
+- `check_reward_model`: refuse, before any work, a URL that does not score or a directory whose score
+  head was never trained (`LocalScorer` applies the same check as it loads).
 """
 
 from __future__ import annotations
 
-import argparse
+import errno
 import http.client
 import json
 import math
@@ -98,8 +100,18 @@ def _check_lengths(problems: Sequence[str], reasonings: Sequence[str]) -> None:
 
 def read_meta(model_dir: str | Path) -> dict:
     """The `pgrpo_rm.json` written beside a trained model (template, max_length, ...), or {}."""
+    from pgrpo.options import UsageError
+
     path = Path(model_dir) / META_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: not a readable {META_FILE} ({e}); `pgrpo rm train` writes it") from None
+    if not isinstance(meta, dict):
+        raise UsageError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    return meta
 
 
 def ensure_pad_token(tokenizer: Any) -> None:
@@ -127,19 +139,109 @@ def load_reward_backbone(path: str | Path, seed: int = 0, dtype: Any = None) -> 
     A trained reward model loads as it was saved; any other causal LM or encoder gets a fresh head drawn
     with `seed` (the global random state is left as it was), and the EOS token as padding where the
     tokenizer has no pad token."""
+    model, tokenizer, _ = _load(path, seed=seed, dtype=dtype)
+    return model, tokenizer
+
+
+def _load(path: str | Path, seed: int = 0, dtype: Any = None, loading_info: bool = False):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     ensure_pad_token(tokenizer)
+    info: dict = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=dtype or torch.float32
+        loaded = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=dtype or torch.float32, output_loading_info=loading_info
         )
+    model, info = loaded if loading_info else (loaded, info)
     # sequence-classification heads of causal LMs find the last real token through pad_token_id
     model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer, info
+
+
+# ----------------------------------------------------------------------------- is it a reward model?
+
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+CHECK_TIMEOUT_S = 10.0
+
+
+def check_reward_model(spec: str, where: str) -> None:
+    """Refuse, before any work, a reward model that cannot score: UsageError naming `where` (a flag, or
+    `config file: reward.model`) and `spec`.
+
+    - A URL gets one real scoring request (`POST /score`, or vLLM's /classify and /pooling) with a short
+      timeout and no retries: a refused connection, an HTTP error, or an answer that is not one number
+      per input is refused.
+    - A directory must exist and hold a model (config.json and weights), and its score head must have
+      been trained. How an untrained head is detected: the model is loaded as a one-output
+      sequence classifier with `output_loading_info=True`; a head parameter (any parameter outside the
+      backbone, e.g. `classifier.weight` or `score.weight`) among the `missing_keys` was newly
+      initialised at random, not read from the directory: such a directory is a plain backbone (or a
+      causal LM), not a reward model. A head of another shape (a classifier with several labels) is
+      refused too. A head that is present is trusted: a randomly initialised head that someone saved is
+      indistinguishable from a trained one (`pgrpo rm train` also writes pgrpo_rm.json beside its models).
+    """
+    if spec.startswith(("http://", "https://")):
+        _check_url(spec, where)
+    else:
+        load_reward_model(spec, where)  # loaded once to see its head, then dropped
+
+
+def _check_url(url: str, where: str) -> None:
+    from pgrpo.options import UsageError
+
+    scorer = HttpScorer(url, max_retries=0, timeout_s=CHECK_TIMEOUT_S)
+    try:
+        scores = scorer.score(["def f(): pass"], ["A check that the reward model answers."])
+    except ScorerUnavailable as e:
+        raise UsageError(f"{where} {url}: not a working reward-model server ({e})") from None
+    if not all(math.isfinite(s) for s in scores):
+        raise UsageError(f"{where} {url}: the server's score is not a finite number: {scores}")
+
+
+def _check_directory(path: str | Path, where: str) -> None:
+    from pgrpo.options import UsageError
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(
+            f"{where} {path}: no such directory (a reward model from `pgrpo rm train`, or a URL)"
+        )
+    if not path.is_dir():
+        raise UsageError(f"{where} {path}: not a directory (a reward model from `pgrpo rm train`, or a URL)")
+    if not (path / "config.json").is_file() or not any((path / name).is_file() for name in WEIGHT_FILES):
+        raise UsageError(
+            f"{where} {path}: holds no model (config.json and weights such as model.safetensors)"
+        )
+
+
+def load_reward_model(path: str | Path, where: str = "reward model", dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a trained reward model, or UsageError when `path` is not one (see
+    `check_reward_model` for how an untrained head is told apart)."""
+    from pgrpo.options import UsageError
+
+    _check_directory(path, where)
+    try:
+        model, tokenizer, info = _load(path, dtype=dtype, loading_info=True)
+    except (OSError, ValueError, RuntimeError) as e:  # a head of another shape: a size mismatch
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"{where} {path}: cannot load it as a one-output reward model ({first})") from None
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    fresh = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(prefix))
+    if fresh:
+        raise UsageError(
+            f"{where} {path}: not a trained reward model: its score head ({', '.join(fresh)}) is not in the "
+            "directory and would be random (detected as weights newly initialised on loading); train one "
+            "with `pgrpo rm train --backbone DIR --pairs P --out OUT`"
+        )
     return model, tokenizer
 
 
@@ -153,17 +255,19 @@ class LocalScorer:
         device: str | None = None,
         max_length: int | None = None,
         template: str | None = None,
+        where: str = "reward model",
     ) -> None:
-        """Load the reward model saved in `model_dir` by `train_reward_model`.
+        """Load the reward model saved in `model_dir` by `train_reward_model`; a directory that is not a
+        trained reward model is a UsageError naming `where` (`check_reward_model`).
 
         device: `cpu`, `cuda`, `cuda:1` ...; default: cuda when available. bf16 on a GPU that has it.
         max_length / template: default to the ones the model was trained with (its pgrpo_rm.json)."""
         import torch
 
-        meta = read_meta(model_dir)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         use_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
-        model, tokenizer = load_reward_backbone(model_dir, dtype=torch.bfloat16 if use_bf16 else None)
+        model, tokenizer = load_reward_model(model_dir, where, dtype=torch.bfloat16 if use_bf16 else None)
+        meta = read_meta(model_dir)
         self._setup(
             model,
             tokenizer,
@@ -433,21 +537,28 @@ def serve_scorer(scorer: Scorer, host: str = "127.0.0.1", port: int = 8000) -> T
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`pgrpo rm serve --model DIR --port N`."""
-    parser = argparse.ArgumentParser(prog="pgrpo rm serve", description="serve a reward model over HTTP")
-    parser.add_argument("--model", required=True, help="a reward-model directory written by `pgrpo rm train`")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    parser.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
-    parser.add_argument("--max-length", type=int, help="tokens per input (default: as trained)")
-    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    args = parser.parse_args(argv)
+    """`pgrpo rm serve --model DIR --port N`: the model is checked (a trained score head) before the
+    port is bound; a port in use is a one-line error."""
+    from pgrpo import log
+    from pgrpo.options import Parser, UsageError, add_options, from_args
+    from pgrpo.rm.options import ServeOptions
 
-    scorer = LocalScorer(args.model, args.batch_size, args.device, args.max_length)
-    run_server(
-        serve_scorer(scorer, args.host, args.port), f"reward model {args.model}", "/score", args.verbose
-    )
+    parser = Parser(prog="pgrpo rm serve", description="serve a reward model over HTTP: POST /score")
+    add_options(parser, ServeOptions)
+    args = from_args(ServeOptions, parser.parse_args(argv))
+
+    scorer = LocalScorer(args.model, args.batch_size, args.device, args.max_length, where="--model")
+    try:
+        server = serve_scorer(scorer, args.host, args.port)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {args.port} on {args.host} is in use: stop what listens there or choose another --port"
+            ) from None
+        raise UsageError(
+            f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror or e})"
+        ) from None
+    run_server(server, f"reward model {args.model}", "/score", args.verbose or log.verbose())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ EOS is added, and scoring (`pgrpo.rm.score`) tokenizes the same way. A pair whos
 tokens after the cut teaches nothing (a zero-gradient tie); it is dropped and counted. The output
 directory holds the model (LoRA merged), its tokenizer and `pgrpo_rm.json` (template, backbone,
 max_length, config, metrics, and the training problems that `pgrpo rm bench` checks for overlap).
+
+While training, the Trainer saves `checkpoint-N/` (model, optimizer, scheduler, step) every `save_steps`
+steps, keeping the last `save_total_limit`; `resume` continues from the newest, and they are deleted once
+the final model is saved. The console shows a progress bar with the last loss (`--verbose`: TRL's dicts).
 """
 
 from __future__ import annotations
@@ -20,13 +24,26 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgrpo import log
+from pgrpo.options import (
+    ANY_INT,
+    AT_LEAST_ONE,
+    POSITIVE,
+    Range,
+    UsageError,
+    check_options,
+    on_interrupt,
+    option,
+)
 from pgrpo.rm.score import (
     DEFAULT_MAX_LENGTH,
+    MAX_LENGTH_BASIS,
     META_FILE,
     TEMPLATE,
     LocalScorer,
@@ -37,42 +54,93 @@ from pgrpo.rm.score import (
 )
 
 
+def _max_steps(text: str) -> int:
+    """`--max-steps`: -1 (train for --epochs) or a number of steps >= 1."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value != -1 and value < 1:
+        raise argparse.ArgumentTypeError(f"expected -1 (train for --epochs) or an integer >= 1, got {text!r}")
+    return value
+
+
+def _margins(text: str) -> dict:
+    """`--margin`: a JSON object of finite numbers by pair kind."""
+    import argparse
+
+    from pgrpo.llm.options import json_object
+
+    value = json_object(text)
+    if not all(
+        isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) for m in value.values()
+    ):
+        raise argparse.ArgumentTypeError(f"expected finite numbers by pair kind, got {text!r}")
+    return value
+
+
 @dataclass
 class RMTrainConfig:
-    """How to train a reward model; each field's docstring is its help text."""
+    """How to train a reward model; each field's help is its `pgrpo rm train` flag's help."""
 
-    backbone: str
-    """Local model directory: a causal LM (a score head is added) or a BERT-style encoder."""
-    output_dir: str = "runs/rm"
-    """Where the trained model, its tokenizer and pgrpo_rm.json are written."""
-    epochs: float = 1.0
-    """Passes over the training pairs."""
-    max_steps: int = -1
-    """Stop after this many optimizer steps (overrides epochs when > 0)."""
-    learning_rate: float = 1e-5
-    """Peak AdamW learning rate (linear decay); small models and LoRA want more (1e-4 .. 1e-3)."""
-    batch_size: int = 8
-    """Pairs per device per step (each pair is two sequences)."""
+    backbone: str = option(
+        None,
+        "local model directory: a causal LM (a score head is added) or a BERT-style encoder",
+        required=True,
+    )
+    output_dir: str = option(
+        "runs/rm",
+        "output directory: the trained model, its tokenizer, pgrpo_rm.json, and checkpoint-N/ while training",
+        flag="--out",
+    )
+    epochs: float = option(1.0, "passes over the training pairs", range=POSITIVE)
+    max_steps: int = option(
+        -1,
+        "stop after this many optimizer steps (>= 1; overrides --epochs), -1: train for --epochs",
+        parse=_max_steps,
+    )
+    learning_rate: float = option(
+        1e-5,
+        "peak AdamW learning rate (linear decay); small models and LoRA want more (1e-4 .. 1e-3)",
+        range=POSITIVE,
+    )
+    batch_size: int = option(8, "pairs per device per step (each pair is two sequences)", range=AT_LEAST_ONE)
     gradient_accumulation_steps: int = 1
     """Steps whose gradients add up before one optimizer update."""
-    max_length: int = DEFAULT_MAX_LENGTH
-    """Tokens per text (problem + reasoning); longer texts lose their end. Capped by the model's positions
-    (512 for MiniLM/BERT). The default fits the data: see `pgrpo.rm.score.DEFAULT_MAX_LENGTH`."""
-    margin: dict[str, float] = field(default_factory=dict)
-    """Bradley–Terry margin by pair kind, e.g. {"optimized>degraded": 1.0}; unlisted kinds get 0."""
-    lora: bool = False
-    """Train LoRA adapters (plus the score head) instead of all weights; merged before saving."""
+    max_length: int = option(
+        DEFAULT_MAX_LENGTH,
+        f"tokens per text, problem + reasoning (default {DEFAULT_MAX_LENGTH}: {MAX_LENGTH_BASIS}; capped by "
+        "the backbone's positions, 512 for MiniLM); longer texts lose their end",
+        range=Range(low=8, integer=True),
+    )
+    margin: dict | None = option(
+        None,
+        "Bradley-Terry margin by pair kind as JSON, e.g. '{\"optimized>degraded\": 1.0}'; others get 0",
+        parse=_margins,
+    )
+    lora: bool = option(
+        False, "train LoRA adapters (plus the score head) instead of all weights; merged before saving"
+    )
     lora_r: int = 16
     """LoRA rank."""
     lora_alpha: int = 32
     """LoRA scaling numerator (the update is scaled by alpha / r)."""
-    eval_pairs: str | None = None
-    """Held-out pairs JSONL, evaluated each epoch (pairwise accuracy) when no pairs are passed in."""
-    allow_overlap: bool = False
-    """Evaluate on held-out pairs even when some share a problem with the training pairs (by id or
-    normalised text); otherwise that is refused. Recorded in the metrics (`eval_overlap`)."""
-    seed: int = 0
-    """Seed for the head's initialisation and data order."""
+    eval_pairs: str | None = option(None, "held-out pairs JSONL, evaluated every epoch")
+    allow_overlap: bool = option(
+        False, "evaluate on --eval-pairs even if some share a problem with the training pairs (recorded)"
+    )
+    seed: int = option(0, "seed of the head's initialisation and the data order", range=ANY_INT)
+    save_steps: int = option(
+        50,
+        "save a checkpoint (model, optimizer, step) in OUT/checkpoint-N every this many steps",
+        range=AT_LEAST_ONE,
+    )
+    save_total_limit: int = option(2, "checkpoints kept (the oldest are deleted)", range=AT_LEAST_ONE)
+    resume: bool = option(
+        False, "continue from the last checkpoint in --out (same flags as the interrupted run)"
+    )
     bf16: bool | None = None
     """bf16 mixed precision; default: on where CUDA supports bf16, off on CPU (several times slower there)."""
     gradient_checkpointing: bool = False
@@ -80,21 +148,22 @@ class RMTrainConfig:
     logging_steps: int = 10
     """Log the training loss every this many steps."""
 
+    def __post_init__(self) -> None:
+        check_options(self)
+        if self.max_steps != -1 and self.max_steps < 1:
+            raise UsageError(
+                f"--max-steps: expected -1 (train for --epochs) or an integer >= 1, got {self.max_steps}"
+            )
+
     def validate(self) -> None:
-        """Fail fast, saying which value is wrong and why."""
+        """Fail fast, saying which value is wrong and why (the ranges are checked when the config is made)."""
         problems = []
         if not Path(self.backbone).is_dir():
-            problems.append(f"backbone {self.backbone!r} is not a directory (models are never downloaded)")
-        if not self.epochs > 0 and self.max_steps <= 0:
-            problems.append(f"epochs must be > 0 (or max_steps set), got {self.epochs}")
-        if not self.learning_rate > 0:
-            problems.append(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
-            problems.append("batch_size and gradient_accumulation_steps must be >= 1")
-        if self.max_length < 8:
-            problems.append(f"max_length must be >= 8 tokens, got {self.max_length}")
-        if any(not math.isfinite(m) for m in self.margin.values()):
-            problems.append(f"margins must be finite numbers, got {self.margin}")
+            problems.append(f"--backbone {self.backbone}: not a directory (models are never downloaded)")
+        if self.gradient_accumulation_steps < 1:
+            problems.append("gradient_accumulation_steps must be >= 1")
+        if any(not math.isfinite(m) for m in (self.margin or {}).values()):
+            problems.append(f"--margin: margins must be finite numbers, got {self.margin}")
         if self.lora and (self.lora_r < 1 or self.lora_alpha < 1):
             problems.append("lora_r and lora_alpha must be >= 1")
         if self.bf16 and not _cuda_bf16():
@@ -102,7 +171,7 @@ class RMTrainConfig:
                 "bf16=True needs a CUDA device with bf16; leave bf16 unset to choose automatically"
             )
         if problems:
-            raise ValueError("invalid reward-model config: " + "; ".join(problems))
+            raise UsageError("invalid reward-model config: " + "; ".join(problems))
 
 
 def _cuda() -> bool:
@@ -156,11 +225,14 @@ def _reward_config(cfg: RMTrainConfig, has_eval: bool, bf16: bool):
         bf16=bf16,
         seed=cfg.seed,
         eval_strategy="epoch" if has_eval else "no",
-        save_strategy="no",  # the final model is saved once, merged, by train_reward_model
+        # checkpoints to resume from; the final model is saved apart, merged, by train_reward_model
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
         logging_steps=cfg.logging_steps,
         report_to="none",
         dataloader_pin_memory=_cuda(),
-        disable_tqdm=True,
+        disable_tqdm=log.verbose(),  # a progress bar; under --verbose the Trainer's dict per log instead
         **{checkpointing: cfg.gradient_checkpointing},
     )
 
@@ -182,7 +254,15 @@ def train_reward_model(
 
     cfg.validate()
     if not train_pairs:
-        raise ValueError("no training pairs")
+        raise UsageError("no training pairs")
+    checkpoint = None
+    if cfg.resume:
+        checkpoint = last_checkpoint(cfg.output_dir)
+        if checkpoint is None:
+            raise UsageError(
+                f"--resume: no checkpoint-N directory in {cfg.output_dir} to continue from; "
+                "run without --resume to start afresh"
+            )
     if eval_pairs is None and cfg.eval_pairs:
         eval_pairs = read_pairs(cfg.eval_pairs, dimensions=None)
     trained_on = training_problems(train_pairs)
@@ -213,7 +293,16 @@ def train_reward_model(
         processing_class=tokenizer,
         peft_config=_lora_config(cfg) if cfg.lora else None,
     )
-    result = trainer.train()
+    if not log.verbose():
+        from transformers.trainer_callback import ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_progress_bar())
+    try:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        _say_where_the_work_is(cfg)
+        raise
 
     model = trainer.model
     if cfg.lora:
@@ -245,9 +334,50 @@ def train_reward_model(
         report = pairwise_accuracy(kept, chosen, rejected, seed=cfg.seed)
         metrics.update(eval_accuracy=report["overall"]["accuracy"])
         metrics.update(eval_accuracy_ci=report["overall"]["ci"], eval_report=report)
+    if checkpoint is not None:
+        metrics["resumed_from"] = Path(checkpoint).name
     _save(cfg, model, tokenizer, max_length, metrics, trained_on)
+    for old in Path(cfg.output_dir).glob("checkpoint-*"):  # the final model holds their work now
+        shutil.rmtree(old, ignore_errors=True)
     metrics["output_dir"] = cfg.output_dir
     return metrics
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-N` directory the Trainer saved in `output_dir`, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+
+def _say_where_the_work_is(cfg: RMTrainConfig) -> None:
+    """On Ctrl-C: which checkpoint holds the work, and how to continue from it."""
+    checkpoint = last_checkpoint(cfg.output_dir)
+    if checkpoint is None:
+        on_interrupt(
+            f"no checkpoint saved yet (one every {cfg.save_steps} steps in {cfg.output_dir}); rerun to start again"
+        )
+    else:
+        on_interrupt(
+            f"the training so far is in {checkpoint}; continue it with the same `pgrpo rm train` command "
+            "plus --resume"
+        )
+
+
+def _progress_bar():
+    """The Trainer's progress bar, with the last loss (and held-out accuracy) on the bar instead of a
+    printed dict per log."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class Progress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.training_bar is None or not logs:
+                return
+            shown = {k: f"{logs[k]:.4g}" for k in ("loss", "eval_accuracy") if isinstance(logs.get(k), float)}
+            if shown:
+                self.training_bar.set_postfix(shown)
+
+    return Progress()
 
 
 def _lora_config(cfg: RMTrainConfig):
