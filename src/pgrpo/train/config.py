@@ -14,10 +14,26 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pgrpo.options import (
+    ANY_INT,
+    AT_LEAST_ONE,
+    FINITE,
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    PROBABILITY,
+    SECONDS,
+    Range,
+    UsageError,
+)
 
 # The paper's choices where it states them (DAPO-style clip-higher instead of a KL term) and documented
 # defaults where it does not (group size, learning rate, lengths). The one table of these defaults:
@@ -59,16 +75,16 @@ def grpo_defaults(overrides: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-class ConfigError(ValueError):
-    """A configuration problem, naming the file (or argument) and the key."""
+class ConfigError(UsageError):
+    """A configuration problem, naming the file (or argument) and the key (one line, exit 2)."""
 
 
 @dataclass
 class DataSection:
     dataset: list[str] = field(default_factory=list)
     """Problem set specs (`pgrpo problems export --help` lists the forms); a string or a list."""
-    limit: int = 0
-    """Use only the first N problems (0: all)."""
+    limit: int | None = None
+    """Use only the first N problems (default: all)."""
     seed: int = 0
     """Shuffle seed for the problem order (TRL also shuffles each epoch)."""
     eval: list[str] = field(default_factory=list)
@@ -152,6 +168,71 @@ class TrainConfig:
         return d
 
 
+# The numeric keys we check, by section: a value out of range is refused at load time, naming the key.
+# [grpo] keys not listed here are checked for type only (TRL's GRPOConfig checks the rest when it is built).
+RANGES: dict[str, dict[str, Range]] = {
+    "data": {"limit": AT_LEAST_ONE, "seed": ANY_INT},
+    "policy": {
+        "tiny_hidden": AT_LEAST_ONE,
+        "tiny_layers": AT_LEAST_ONE,
+        "warm_start_steps": NON_NEGATIVE_INT,
+    },
+    "reward": {"executor_workers": AT_LEAST_ONE, "time_limit_s": SECONDS},
+    "lora": {"r": AT_LEAST_ONE, "alpha": POSITIVE, "dropout": Range(low=0, high=1, high_open=True)},
+    "grpo": {
+        "num_generations": AT_LEAST_ONE,
+        "per_device_train_batch_size": AT_LEAST_ONE,
+        "gradient_accumulation_steps": AT_LEAST_ONE,
+        "steps_per_generation": AT_LEAST_ONE,
+        "generation_batch_size": AT_LEAST_ONE,
+        "num_iterations": AT_LEAST_ONE,
+        "num_train_epochs": POSITIVE,
+        "learning_rate": POSITIVE,
+        "epsilon": NON_NEGATIVE,
+        "epsilon_high": NON_NEGATIVE,
+        "beta": NON_NEGATIVE,
+        "temperature": POSITIVE,
+        "top_p": PROBABILITY,
+        "top_k": NON_NEGATIVE_INT,
+        "min_p": FRACTION,
+        "repetition_penalty": POSITIVE,
+        "max_completion_length": AT_LEAST_ONE,
+        "max_prompt_length": AT_LEAST_ONE,
+        "logging_steps": POSITIVE,
+        "save_steps": POSITIVE,
+        "eval_steps": POSITIVE,
+        "save_total_limit": AT_LEAST_ONE,
+        "warmup_steps": NON_NEGATIVE,
+        "warmup_ratio": FRACTION,
+        "weight_decay": NON_NEGATIVE,
+        "max_grad_norm": NON_NEGATIVE,
+        "seed": ANY_INT,
+        "dataloader_num_workers": NON_NEGATIVE_INT,
+        "vllm_gpu_memory_utilization": PROBABILITY,
+    },
+}
+
+
+def _check_range(section: str, key: str, value: Any, where: str) -> None:
+    """`value` against RANGES (reward weights: each finite); ConfigError naming `where`."""
+    try:
+        if section == "reward" and key == "weights" and isinstance(value, dict):
+            for name, weight in value.items():
+                FINITE.check(weight, f"{where}[{name!r}]")
+        elif section == "grpo" and key == "max_steps":
+            if value != -1:  # -1: num_train_epochs decides
+                AT_LEAST_ONE.check(value, f"{where} (-1 or an integer >= 1)")
+        elif key in RANGES.get(section, {}):
+            RANGES[section][key].check(value, where)
+    except UsageError as e:
+        raise ConfigError(str(e)) from None
+    if section == "grpo" and key == "num_generations" and value == 1:
+        raise ConfigError(
+            f"{where}: expected an integer >= 2, got 1: GRPO's advantage is a sample's reward minus its "
+            "group's mean, so a group of one has advantage 0 and nothing is learned"
+        )
+
+
 _SECTIONS = {
     "data": DataSection,
     "policy": PolicySection,
@@ -161,31 +242,58 @@ _SECTIONS = {
 }
 
 
-def _grpo_fields() -> set[str]:
+def _grpo_fields() -> dict[str, Any]:
+    """GRPOConfig's field names and their annotations."""
     from trl import GRPOConfig
 
-    return {f.name for f in dataclasses.fields(GRPOConfig)}
+    return {f.name: f.type for f in dataclasses.fields(GRPOConfig)}
 
 
-def _check_type(value: Any, default: Any, where: str) -> Any:
-    if default is None or value is None:
+_KINDS = ("bool", "int", "float", "str", "list", "dict")
+_NAMES = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
+
+
+def _kinds(annotation: Any) -> set[str]:
+    """The TOML kinds a field's annotation accepts: `int | None` -> {int}, `list[str] | str` -> {list, str};
+    empty when the annotation names none of them (then the value is not checked here)."""
+    text = annotation if isinstance(annotation, str) else str(annotation)
+    text = re.sub(r"\b(list|dict)\[[^\]]*\]", r"\1", text.replace("typing.", ""))
+    kinds = set(re.findall(r"\b(" + "|".join(_KINDS) + r")\b", text))
+    if "Literal[False]" in text:
+        kinds.add("bool")
+    return kinds
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """`value` as the field's type (an int where a float is wanted becomes a float; a string where a list
+    is wanted, a list of one), or ConfigError naming `where`."""
+    kinds = _kinds(annotation)
+    if not kinds:
         return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        if "bool" in kinds:
+            return value
+    elif isinstance(value, int) and "int" in kinds:
+        return value
+    elif isinstance(value, (int, float)) and "float" in kinds:
         return float(value)
-    elif isinstance(default, list) and isinstance(value, str):
+    elif isinstance(value, str) and "str" in kinds:
+        return value
+    elif isinstance(value, str) and "list" in kinds:
         return [value]
-    elif not isinstance(value, type(default)) and not (isinstance(default, str) and isinstance(value, list)):
-        raise ConfigError(f"{where}: expected {type(default).__name__}, got {value!r}")
-    return value
+    elif isinstance(value, list) and "list" in kinds or isinstance(value, dict) and "dict" in kinds:
+        return value
+    wanted = " or ".join(_NAMES.get(k, f"a {k}") for k in _KINDS if k in kinds)
+    raise ConfigError(f"{where}: expected {wanted}, got {value!r}")
 
 
 def _apply(cfg: TrainConfig, section: str, key: str, value: Any, where: str) -> None:
     if section == "grpo":
-        if key not in _grpo_fields():
+        fields = _grpo_fields()
+        if key not in fields:
             raise ConfigError(f"{where}: grpo.{key} is not a field of trl.GRPOConfig")
+        value = _check_type(value, fields[key], f"{where}: grpo.{key}")
+        _check_range(section, key, value, f"{where}: grpo.{key}")
         cfg.grpo[key] = value
         return
     if section not in _SECTIONS:
@@ -194,7 +302,9 @@ def _apply(cfg: TrainConfig, section: str, key: str, value: Any, where: str) -> 
     names = {f.name: f for f in dataclasses.fields(target)}
     if key not in names:
         raise ConfigError(f"{where}: unknown key {section}.{key}; valid: {', '.join(names)}")
-    setattr(target, key, _check_type(value, getattr(target, key), f"{where}: {section}.{key}"))
+    value = _check_type(value, names[key].type, f"{where}: {section}.{key}")
+    _check_range(section, key, value, f"{where}: {section}.{key}")
+    setattr(target, key, value)
 
 
 def _parse_value(text: str) -> Any:
@@ -213,12 +323,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
     cfg = TrainConfig()
     if path is not None:
         cfg.source = str(path)
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: {e}") from None
+        raw = _read_toml(Path(path))
         for section, body in raw.items():
             if not isinstance(body, dict):
                 raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
@@ -232,6 +337,49 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
         _apply(cfg, section, key, _parse_value(text.strip()), f"override {item!r}")
     validate(cfg)
     return cfg
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The config file's tables, or ConfigError saying why the file cannot be read (one line)."""
+    if path.is_dir():
+        raise ConfigError(f"--config {path}: is a directory; give a TOML file (see configs/)")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such config file") from None
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"--config {path}: not UTF-8 text (byte {e.start}); a config is a TOML file"
+        ) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def check_policy_model(cfg: TrainConfig) -> None:
+    """Refuse, before any work, a policy.model that is not "tiny", not an existing path (directory or
+    .gguf) and not a hub id in the local Hugging Face cache (offline, nothing else can be loaded)."""
+    model = cfg.policy.model
+    if model == "tiny" or Path(model).expanduser().exists():
+        return
+    hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", model) and not model.endswith(".gguf")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if hub_id and (not offline or _in_hf_cache(model)):
+        return
+    where = (
+        "a hub id not in the local Hugging Face cache (HF_HUB_OFFLINE is set)" if hub_id else "no such path"
+    )
+    raise ConfigError(
+        f"{cfg.source}: policy.model {model!r}: {where}; give a model directory, a .gguf file, "
+        'a downloaded hub id, or "tiny"'
+    )
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def validate(cfg: TrainConfig) -> None:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgrpo.log import logger
 from pgrpo.prompting import SYSTEM_PROMPT, TrainedPrompt
 from pgrpo.rewards import (
     FormatSpec,
@@ -199,9 +199,8 @@ class GatedReward:
             raw = self.scorer.score([problems[i].prompt for i, _ in todo], [t for _, t in todo])
         except ScorerUnavailable as e:
             self.monitor_failures += 1
-            warnings.warn(
-                f"hacking monitor: the reward model did not answer ({e}); this step has no monitor scores",
-                stacklevel=2,
+            logger.warning(
+                f"hacking monitor: the reward model did not answer ({e}); this step has no monitor scores"
             )
             return {}
         return {i: s for (i, _), s in zip(todo, to_unit(raw, "sigmoid")) if s is not None}
@@ -300,7 +299,7 @@ def _callback_class():
             if message:
                 row["pgrpo/hacking_warning"] = 1.0
                 self.warnings.append({"step": state.global_step, "message": message})
-                warnings.warn(message, stacklevel=1)
+                logger.warning(f"step {state.global_step}: {message}")
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
 
@@ -370,6 +369,23 @@ def problems_dataset(problems: Sequence[Problem], chat: bool, system_prompt: str
     return Dataset.from_dict({"prompt": prompts, "problem_id": [p.id for p in problems]})
 
 
+def grpo_config(args: dict[str, Any], out_dir: str | Path, reward_weights: list[float], source: str) -> Any:
+    """TRL's GRPOConfig from our arguments; what it refuses (a TypeError or ValueError from its own checks,
+    e.g. a generation batch that is not a multiple of num_generations) is a ConfigError naming `source`."""
+    from trl import GRPOConfig
+
+    from pgrpo.train.config import ConfigError
+
+    args = dict(args)
+    args.setdefault("report_to", [])
+    args.setdefault("logging_steps", 1)  # the monitor and the curves want every step
+    try:
+        return GRPOConfig(output_dir=str(out_dir), reward_weights=reward_weights, **args)
+    except (TypeError, ValueError) as e:
+        message = " ".join(str(e).split())
+        raise ConfigError(f"{source}: [grpo] refused by trl.GRPOConfig: {message}") from None
+
+
 def last_checkpoint(out_dir: str | Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -389,10 +405,15 @@ def run_grpo(
     peft_config: Any = None,
     resume: bool = False,
     plots: bool = True,
+    source: str = "grpo_args",
+    run_name: str | None = None,
 ) -> TrainResult:
     """Train `model` with GRPO on `problems` under `reward`; checkpoints, metrics.jsonl and plots land in
-    `out_dir`. `grpo_args` are GRPOConfig fields. `resume` continues from the last checkpoint there."""
-    from trl import GRPOConfig
+    `out_dir`. `grpo_args` are GRPOConfig fields (`source` names where they came from in errors).
+    `resume` continues from the last checkpoint there. The console shows one progress bar and a summary
+    (`pgrpo.train.progress`), or the Trainer's per-step dicts under `--verbose`."""
+    from pgrpo import log
+    from pgrpo.train.progress import quiet_trainer, summary_lines
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -400,17 +421,13 @@ def run_grpo(
     if resume and checkpoint is None:
         raise FileNotFoundError(f"--resume: no checkpoint-* directory in {out}")
     resume_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
-    args = dict(grpo_args)
-    args.setdefault("report_to", [])
-    args.setdefault("logging_steps", 1)  # the monitor and the curves want every step
-    config = GRPOConfig(output_dir=str(out), reward_weights=reward.weights(), **args)
+    config = grpo_config(grpo_args, out, reward.weights(), source)
     reward.group_size = config.num_generations
     if config.num_iterations == 1 and config.steps_per_generation <= config.gradient_accumulation_steps:
-        warnings.warn(
+        logger.warning(
             "one optimizer step per generation batch: the policy ratio is exactly 1 and the "
             f"{config.epsilon}/{config.epsilon_high} clip never acts; set steps_per_generation above "
-            "gradient_accumulation_steps (pgrpo.train.config.grpo_defaults does) or num_iterations >= 2",
-            stacklevel=2,
+            "gradient_accumulation_steps (pgrpo.train.config.grpo_defaults does) or num_iterations >= 2"
         )
     per_batch = config.generation_batch_size // config.num_generations  # prompts per generation batch
     if len(problems) < per_batch:  # TRL would drop the incomplete batch and train zero steps
@@ -430,6 +447,7 @@ def run_grpo(
         peft_config=peft_config,
         callbacks=[callback],
     )
+    bar = None if log.verbose() else quiet_trainer(trainer)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - start
@@ -452,7 +470,11 @@ def run_grpo(
     if plots:
         from pgrpo.train.plots import plot_metrics
 
-        pngs = plot_metrics(out / "metrics.jsonl", out)
+        title = f"{run_name or out.resolve().name}: P-GRPO, {reward.variant} variant"
+        pngs = plot_metrics(out / "metrics.jsonl", out, title=title)
+    steps = trainer.state.global_step - resume_step
+    for line in summary_lines(out, steps, seconds, bar, list(config.report_to or []), pngs):
+        logger.info(line)
     return TrainResult(
         output_dir=str(out),
         steps=trainer.state.global_step,

@@ -123,27 +123,37 @@ def lora_config(cfg: TrainConfig) -> Any:
 
 
 def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Check what the config names (policy model, problems, overlap, output directory, GRPO arguments)
+    before any model is loaded, then train."""
+    from pgrpo.outputs import Output, check_outputs
+    from pgrpo.train.config import check_policy_model
+
+    check_policy_model(cfg)
+    problems = load_training_problems(cfg)
+    overlap = check_no_overlap(cfg, problems)
+    out = Path(cfg.output.dir)
+    check_outputs(
+        [Output(f"{cfg.source}: output.dir", out, directory=True)],
+        inputs={"data.dataset": cfg.data.dataset, "data.eval": cfg.data.eval},
+    )
     import torch
 
     from pgrpo.prompting import SYSTEM_PROMPT
     from pgrpo.rewards import FormatSpec, RewardWeights
     from pgrpo.sandbox.pool import Executor
-    from pgrpo.train.grpo import GatedReward, problems_dataset, run_grpo
+    from pgrpo.train.grpo import GatedReward, grpo_config, problems_dataset, run_grpo
 
-    problems = load_training_problems(cfg)
-    overlap = check_no_overlap(cfg, problems)
-    out = Path(cfg.output.dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
-    system_prompt = cfg.policy.system_prompt if cfg.policy.system_prompt is not None else SYSTEM_PROMPT
-    plain_prompts = problems_dataset(problems, chat=False, system_prompt=system_prompt)["prompt"]
-    model, tokenizer = load_policy(cfg, problems, plain_prompts)
-    chat = cfg.policy.chat if cfg.policy.chat is not None else bool(getattr(tokenizer, "chat_template", None))
     grpo_args = cfg.grpo_args()
     grpo_args.setdefault("report_to", cfg.output.report_to)
     if not torch.cuda.is_available():
         grpo_args.setdefault("use_cpu", True)
         grpo_args["bf16"] = False
+    grpo_config(grpo_args, out, None, cfg.source)  # TRL's own checks, before the model is loaded
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+    system_prompt = cfg.policy.system_prompt if cfg.policy.system_prompt is not None else SYSTEM_PROMPT
+    plain_prompts = problems_dataset(problems, chat=False, system_prompt=system_prompt)["prompt"]
+    model, tokenizer = load_policy(cfg, problems, plain_prompts)
+    chat = cfg.policy.chat if cfg.policy.chat is not None else bool(getattr(tokenizer, "chat_template", None))
     with Executor(workers=cfg.reward.executor_workers, time_limit_s=cfg.reward.time_limit_s) as executor:
         reward = GatedReward(
             problems,
@@ -168,6 +178,7 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
             peft_config=lora_config(cfg),
             resume=resume,
             plots=cfg.output.plots,
+            source=cfg.source,
         )
     summary = {
         "output_dir": result.output_dir,
