@@ -345,6 +345,10 @@ def run_eval(cfg: EvalConfig) -> dict:
 
     if cfg.max_tokens is None:
         cfg = replace(cfg, max_tokens=max_tokens_for(cfg.prompt_style))
+    if cfg.samples is None:
+        from pgrpo.llm import check_model
+
+        check_model(cfg.model, "--model", cfg.backend)
     check_outputs(
         [Output("--out", cfg.out, directory=True)],
         inputs={"--samples": cfg.samples, "--dataset": cfg.dataset},
