@@ -16,6 +16,7 @@ appended), so a copy served by `vllm serve` sees the same tokens.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import json
@@ -26,7 +27,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -143,6 +144,23 @@ def load_reward_backbone(path: str | Path, seed: int = 0, dtype: Any = None) -> 
     return model, tokenizer
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights" bar unless --verbose: a reward model loads in seconds."""
+    from transformers.utils import logging as hf_logging
+
+    from pgrpo import log
+
+    quiet = not log.verbose() and hf_logging.is_progress_bar_enabled()
+    if quiet:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
+
+
 def _load(path: str | Path, seed: int = 0, dtype: Any = None, loading_info: bool = False):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -150,7 +168,7 @@ def _load(path: str | Path, seed: int = 0, dtype: Any = None, loading_info: bool
     tokenizer = AutoTokenizer.from_pretrained(path)
     ensure_pad_token(tokenizer)
     info: dict = {}
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _quiet_loading():
         torch.manual_seed(seed)
         loaded = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, dtype=dtype or torch.float32, output_loading_info=loading_info
