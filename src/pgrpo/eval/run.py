@@ -15,6 +15,11 @@ built (its system prompt and chat flag read from the run's `pgrpo_prompt.json` b
 defaults), 4096 new tokens by default, and each completion's program taken exactly as the training
 reward takes it (a completion with no code is failed without running). The format rate (the share of
 completions with R_format = 1) is reported for every style.
+
+`--samples` must cover every problem evaluated (after `--limit`): a file covering only some would give
+a pass@k that reads as the benchmark's. `--allow-partial` accepts it; then report.json holds
+`coverage: {covered, total, missing}` and report.md and the console say it first. Generated
+completions are cached in DIR/cache as each request completes, so a rerun after Ctrl-C resumes.
 """
 
 from __future__ import annotations
