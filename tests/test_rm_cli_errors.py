@@ -330,3 +330,16 @@ def test_train_saves_checkpoints_says_where_on_ctrl_c_and_resumes(
     meta = json.loads((out / "pgrpo_rm.json").read_text())
     assert meta["metrics"]["resumed_from"] == "checkpoint-2"
     assert not list(out.glob("checkpoint-*"))  # the final model holds their work
+
+
+def test_p_grpo_training_checks_its_reward_model_before_the_first_step(encoder, reward_model):
+    from pgrpo.train.config import load_config
+    from pgrpo.train.run import load_scorer
+
+    down = f"http://127.0.0.1:{_free_port()}"
+    for model, culprit in ((down, "no reward-model server answering"), (encoder, "score head")):
+        cfg = load_config(None, ["data.dataset=x", "reward.variant=posterior", f"reward.model={model}"])
+        with pytest.raises(UsageError, match=f"<defaults>: reward.model {model}: .*{culprit}"):
+            load_scorer(cfg)
+    cfg = load_config(None, ["data.dataset=x", "reward.variant=posterior", f"reward.model={reward_model}"])
+    assert load_scorer(cfg).score(["p"], ["r"])

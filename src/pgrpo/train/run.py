@@ -96,16 +96,14 @@ def load_scorer(cfg: TrainConfig) -> Any:
 
     if not get_variant(cfg.reward.variant).uses_reward_model:
         return None
-    model = cfg.reward.model
+    from pgrpo.rm.score import HttpScorer, LocalScorer, check_reward_model
+
+    # refused before the first step: a URL that does not score, a directory without a trained score head
+    model, where = cfg.reward.model, f"{cfg.source}: reward.model"
     if model.startswith(("http://", "https://")):
-        from pgrpo.rm.score import HttpScorer
-
+        check_reward_model(model, where)
         return HttpScorer(model)
-    from pgrpo.rm.score import LocalScorer
-
-    if not Path(model).is_dir():
-        raise FileNotFoundError(f"{cfg.source}: reward.model {model!r} is neither a directory nor a URL")
-    return LocalScorer(model)
+    return LocalScorer(model, where=where)  # check_reward_model's directory check, as it loads
 
 
 def lora_config(cfg: TrainConfig) -> Any:
