@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -656,3 +657,79 @@ def test_the_real_entry_point_prints_no_traceback(paths, command, case):
         env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
     )
     assert verdict(done.returncode, done.stderr, run.culprits) is None, done.stderr
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """pid -> name of every process below `pid`, from /proc."""
+    parents, names = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+            parents[int(entry)], names[int(entry)] = int(rest[1]), name
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in found:
+                found[child] = names[child]
+                frontier.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, or a process that is not yet a zombie (a zombie holds nothing; init reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("moment", ["workers starting", "programs running"])
+def test_ctrl_c_during_check_is_one_line_and_leaves_no_sandbox_process(tmp_path, moment):
+    """Ctrl-C reaches the whole foreground process group: the sandbox workers and fork servers must
+    not print tracebacks of their own (a worker still importing has not yet set SIGINT aside); pgrpo
+    says one line, keeps the rows judged so far in OUT.partial, exits 130 at once (not after the
+    runs' time limit), and stops every process it started."""
+    problem = {"prompt": "loop", "entry_point": "f", "tests": [{"type": "assert", "code": "assert f()"}]}
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"id": f"p{i}", **problem}) + "\n" for i in range(4)))
+    samples = tmp_path / "samples.jsonl"
+    endless = "def f():\n    while True:\n        pass\n"
+    samples.write_text("".join(json.dumps({"id": f"p{i}", "solution": endless}) + "\n" for i in range(4)))
+    out = tmp_path / "results.jsonl"
+    argv = ["check", "--problems", str(problems), "--samples", str(samples), "--out", str(out)]
+    proc = subprocess.Popen(
+        _entry_point() + argv + ["--workers", "2", "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a shell gives a foreground job
+    )
+    seen: dict[int, str] = {}
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        seen |= _descendants(proc.pid)
+        if moment == "workers starting" and seen:
+            break
+        if moment == "programs running" and sum(n == "pgrpo-zygote" for n in seen.values()) >= 2:
+            time.sleep(1.0)  # both fork servers are up: their first programs are running
+            seen |= _descendants(proc.pid)
+            break
+        time.sleep(0.02)
+    assert seen, "no worker process started"
+    os.killpg(proc.pid, signal.SIGINT)
+    interrupted = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 8, "Ctrl-C waited for the runs in progress"
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("pgrpo: interrupted") and f"{out}.partial" in err, err
+    assert not out.exists() and Path(f"{out}.partial").exists()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [f"{pid} {name}" for pid, name in seen.items() if _alive(pid)]

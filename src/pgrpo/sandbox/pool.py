@@ -34,6 +34,10 @@ class _Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             bufsize=0,
+            # Its own process group: Ctrl-C (SIGINT to the terminal's foreground group) reaches only
+            # the parent, which then stops its workers (`close`); a worker starting up has not yet
+            # set SIGINT aside, and would print a KeyboardInterrupt traceback of its own.
+            process_group=0,
         )
         self.known_problems: set[str] = set()
         self.in_flight: dict[int, int] = {}  # job index -> attempt, in the order sent
@@ -60,7 +64,10 @@ class _Worker:
             self.buffer = self.buffer[4 + size :]
         return messages
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        """Stop the worker: when it has read all it was sent, or `now` (what it runs is abandoned)."""
+        if now:
+            self.proc.kill()  # its fork server and the running program die with it (parent-death signals)
         try:
             self.proc.stdin.close()
         except OSError:
@@ -120,9 +127,17 @@ class Executor:
         self.time_limit_s = time_limit_s
         self.disable = tuple(disable)
         self.selector = selectors.DefaultSelector()
-        self.workers = [self._start_worker() for _ in range(workers)]
-        for worker in self.workers:
-            self._await_hello(worker)
+        self.workers: list[_Worker] = []
+        try:
+            for _ in range(workers):
+                self.workers.append(self._start_worker())
+            for worker in self.workers:
+                self._await_hello(worker)
+        except BaseException:  # Ctrl-C included: no worker outlives a pool that never started
+            for worker in self.workers:
+                worker.close(now=True)
+            self.selector.close()
+            raise
         self.infrastructure_failures = 0
         self.batches = 0
 
@@ -146,9 +161,11 @@ class Executor:
         return self.workers[0].layers
 
     def close(self) -> None:
+        """Stop the workers. One with runs in flight is killed at once: nobody will read its results
+        (the caller stopped reading, or was interrupted), and a run may take its whole time limit."""
         for worker in self.workers:
             self.selector.unregister(worker.proc.stdout)
-            worker.close()
+            worker.close(now=bool(worker.in_flight))
         self.workers = []
         self.selector.close()
 

@@ -392,16 +392,8 @@ def _recv(stream: Any) -> Any:
     return pickle.loads(stream.read(struct.unpack(">I", header)[0]))
 
 
-def main() -> None:
-    """Worker process: reads (job id, problem, code, limit) from stdin, writes results to stdout."""
-    disable = tuple(x for x in sys.argv[1].split(",") if x) if len(sys.argv) > 1 else ()
-    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything printed by trusted test code goes to stderr, not into the protocol
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    set_process_name("pgrpo-runner")
-    signal.signal(signal.SIGALRM, _on_alarm)
-    runner = Runner(disable)
-    _send(replies, ("hello", runner.layers.to_dict()))
+def _serve(runner: Runner, requests: Any, replies: Any) -> None:
+    """Answer the pool's messages until it closes our input."""
     problems: dict[str, Problem] = {}
     current_batch = ""
     while True:
@@ -431,4 +423,21 @@ def main() -> None:
             )
             result = ExecResult(Verdict.SANDBOX_ERROR, [], message=message[:2000])
         _send(replies, ("result", job_id, result))
-    runner.close()
+
+
+def main() -> None:
+    """Worker process: reads (job id, problem, code, limit) from stdin, writes results to stdout."""
+    disable = tuple(x for x in sys.argv[1].split(",") if x) if len(sys.argv) > 1 else ()
+    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed by trusted test code goes to stderr, not into the protocol
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    set_process_name("pgrpo-runner")
+    signal.signal(signal.SIGALRM, _on_alarm)
+    runner = Runner(disable)
+    try:
+        _send(replies, ("hello", runner.layers.to_dict()))
+        _serve(runner, requests, replies)
+    except BrokenPipeError:
+        pass  # the pool is gone (killed or interrupted): there is nobody to answer
+    finally:
+        runner.close()

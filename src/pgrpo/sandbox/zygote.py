@@ -317,6 +317,20 @@ def _outer(inner: int, root: str | None, parent: int, cgroup: RunCgroup | None) 
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
+def _serve(zygote: Zygote, sock: socket.socket) -> None:
+    """Run what the runner sends until it closes the socket."""
+    while True:
+        try:
+            job, fds = wire.recv_msg(sock)
+        except (EOFError, OSError):
+            break
+        if job.get("op") == "run":
+            zygote.run(job, fds)
+        else:
+            for fd in fds:
+                os.close(fd)
+
+
 def main() -> None:
     ctl_fd, config = int(sys.argv[1]), json.loads(sys.argv[2])
     parent = os.getppid()
@@ -408,26 +422,17 @@ def main() -> None:
     os.chdir(workdir)
     zygote = Zygote(sock, layers, workdir, proc, stderr, cgroup)
     set_process_name("pgrpo-zygote")
-    wire.send_msg(
-        sock,
-        {
-            "event": "hello",
-            "layers": layers.to_dict(),
-            "workdir": workdir,
-            "cgroup": cgroup.paths if cgroup is not None else None,
-        },
-        [os.pidfd_open(os.getpid())],
-    )
-    while True:
-        try:
-            job, fds = wire.recv_msg(sock)
-        except (EOFError, OSError):
-            break
-        if job.get("op") == "run":
-            zygote.run(job, fds)
-        else:
-            for fd in fds:
-                os.close(fd)
+    hello = {
+        "event": "hello",
+        "layers": layers.to_dict(),
+        "workdir": workdir,
+        "cgroup": cgroup.paths if cgroup is not None else None,
+    }
+    try:
+        wire.send_msg(sock, hello, [os.pidfd_open(os.getpid())])
+        _serve(zygote, sock)
+    except ConnectionError:
+        pass  # the runner is gone (stopped at once, or interrupted while starting): nobody to answer
     if root is None:  # a host directory of ours (in the read-only root it vanishes with the mount)
         try:
             os.rmdir(workdir)
