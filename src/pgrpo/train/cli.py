@@ -4,32 +4,64 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 
 
 def train_command(args: argparse.Namespace) -> int:
+    from pgrpo import log
     from pgrpo.train.config import load_config
+    from pgrpo.train.progress import quiet_library_bars
     from pgrpo.train.run import train_from_config
 
     cfg = load_config(args.config, args.overrides)
-    summary = train_from_config(cfg, resume=args.resume)
-    print(json.dumps(summary, indent=2))
+    quiet_library_bars()
+    try:
+        summary = train_from_config(cfg, resume=args.resume)
+    except KeyboardInterrupt:
+        _say_what_was_kept(cfg, args)
+        raise
+    if log.verbose():
+        print(json.dumps(summary, indent=2))
+    print(f"summary: {summary['output_dir']}/summary.json")
     return 0
 
 
-def demo_command(args: argparse.Namespace) -> int:
-    from pgrpo.train.demo import DemoConfig, run_demo
+def _say_what_was_kept(cfg, args: argparse.Namespace) -> None:
+    """The Ctrl-C note: the last checkpoint and the command that resumes from it."""
+    from pgrpo.options import on_interrupt
+    from pgrpo.train.grpo import last_checkpoint
 
-    cfg = DemoConfig(out_dir=args.out, variant=args.variant, seed=args.seed)
-    if args.steps is not None:
-        cfg.grpo_steps = args.steps
-    summary = run_demo(cfg)
+    checkpoint = last_checkpoint(cfg.output.dir)
+    if checkpoint is None:
+        every = cfg.grpo_args().get("save_steps")
+        on_interrupt(f"no checkpoint was saved yet in {cfg.output.dir} (one every {every} steps)")
+        return
+    command = ["pgrpo", "train"] + (["--config", args.config] if args.config else []) + args.overrides
+    on_interrupt(f"the last checkpoint is {checkpoint}; resume with: {shlex.join(command + ['--resume'])}")
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from pgrpo.options import from_args, on_interrupt
+    from pgrpo.outputs import Output, check_outputs
+    from pgrpo.train.demo import DemoConfig, run_demo
+    from pgrpo.train.progress import quiet_library_bars
+
+    cfg = from_args(DemoConfig, args)
+    check_outputs([Output("--out", cfg.out_dir, directory=True)])
+    quiet_library_bars()
+    try:
+        summary = run_demo(cfg)
+    except KeyboardInterrupt:
+        on_interrupt(f"the demo does not resume; what it finished is in {cfg.out_dir}; rerun to start over")
+        raise
     keys = ("variant", "pass_at_1_before", "pass_at_1_after", "seconds")
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from pgrpo.rewards.compose import VARIANTS
+    from pgrpo.options import add_options
+    from pgrpo.train.demo import DemoConfig
 
     train = sub.add_parser(
         "train",
@@ -48,8 +80,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="the embedded demo: toy problems, tiny policy and reward model, P-GRPO, pass@1 before/after",
     )
-    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    demo.add_argument("--variant", default="posterior", choices=VARIANTS)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--steps", type=int, help="GRPO steps (default: the demo's)")
+    add_options(demo, DemoConfig)
     demo.set_defaults(func=demo_command)

@@ -363,7 +363,7 @@ def check_policy_model(cfg: TrainConfig) -> None:
     model = cfg.policy.model
     if model == "tiny" or Path(model).expanduser().exists():
         return
-    hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", model) and not model.endswith(".gguf")
+    hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", model) and not model.endswith(".gguf")
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     if hub_id and (not offline or _in_hf_cache(model)):
         return
@@ -379,7 +379,10 @@ def check_policy_model(cfg: TrainConfig) -> None:
 def _in_hf_cache(repo_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id after all
+        return False
 
 
 def validate(cfg: TrainConfig) -> None:

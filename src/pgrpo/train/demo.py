@@ -19,25 +19,30 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pgrpo.options import ANY_INT, AT_LEAST_ONE, check_options, option
 from pgrpo.rewards import FormatSpec, RewardWeights, get_variant
+from pgrpo.rewards.compose import VARIANTS
 
 
 @dataclass
 class DemoConfig:
-    out_dir: str = "runs/demo"
-    variant: str = "posterior"
-    seed: int = 0
+    out_dir: str = option("runs/demo", "output directory", flag="--out")
+    variant: str = option("posterior", "reward variant", choices=VARIANTS)
+    seed: int = option(0, "seed for problems, models and sampling", range=ANY_INT)
+    grpo_steps: int = option(40, "GRPO steps", range=AT_LEAST_ONE, flag="--steps")
     train_problems: int = 160
     test_problems: int = 40
     warm_start_steps: int = 150
     warm_start_lr: float = 3e-3
     rm_epochs: float = 2.0
-    grpo_steps: int = 40
     num_generations: int = 8
     prompts_per_step: int = 4
     learning_rate: float = 1e-4
     temperature: float = 0.7
     max_completion_length: int = 72
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 def _pass_at_1(model, tokenizer, problems, executor, prompt) -> tuple[float, list[dict]]:
@@ -171,6 +176,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
             ),
             out_dir=out / "grpo",
             system_prompt="",
+            source="pgrpo demo",
+            run_name=out.resolve().name,
         )
         after, after_rows = _pass_at_1(policy, tokenizer, held_out, executor, prompt)
         _log(f"pass@1 after GRPO: {after:.3f} ({result.seconds:.0f} s of GRPO, {result.steps} steps)")

@@ -387,9 +387,16 @@ def grpo_config(args: dict[str, Any], out_dir: str | Path, reward_weights: list[
 
 
 def last_checkpoint(out_dir: str | Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(out_dir)) if Path(out_dir).is_dir() else None
+    """The newest complete `checkpoint-N` in `out_dir` (the Trainer writes trainer_state.json last, so a
+    save cut short by Ctrl-C is skipped), or None."""
+    if not Path(out_dir).is_dir():
+        return None
+    found = [
+        (int(d.name.split("-")[1]), d)
+        for d in Path(out_dir).glob("checkpoint-*")
+        if d.name.split("-")[1].isdigit() and (d / "trainer_state.json").is_file()
+    ]
+    return str(max(found)[1]) if found else None
 
 
 def run_grpo(
@@ -449,7 +456,11 @@ def run_grpo(
     )
     bar = None if log.verbose() else quiet_trainer(trainer)
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    finally:
+        if bar is not None and bar.bar is not None:  # interrupted: end the bar's line before any message
+            bar.bar.close()
     seconds = time.perf_counter() - start
     trainer.model.eval()
     trainer.save_model(str(out / "final"))

@@ -63,13 +63,14 @@ def progress_callback():
             for name, value in values.items():
                 self.first.setdefault(name, value)
             self.last.update(values)
-            if self.bar is not None and values:
+            if self.bar is not None:
                 fmt = {"clip": "{:.3f}"}
                 shown = " ".join(f"{k} {fmt.get(k, '{:.2f}').format(v)}" for k, v in self.last.items())
                 self.bar.set_postfix_str(shown, refresh=False)
+                self.bar.update(state.global_step - self.bar.n)  # draws the step with its numbers
 
         def on_step_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
+            if self.bar is not None and not control.should_log:  # else on_log draws it
                 self.bar.update(state.global_step - self.bar.n)
 
         def on_train_end(self, args, state, control, **kwargs):
@@ -78,6 +79,17 @@ def progress_callback():
                 self.bar = None
 
     return ProgressBar
+
+
+def quiet_library_bars() -> None:
+    """Unless `--verbose`: no transformers bars for loading or writing weights (one per checkpoint), so
+    that the training bar is the one bar on the console."""
+    from pgrpo import log
+
+    if not log.verbose():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def quiet_trainer(trainer: Any) -> Any:
