@@ -954,3 +954,28 @@ def test_report_gives_intervals_over_problems_for_hidden_and_visible_passes():
     low, high = ci["pass@1_ci95"]
     assert 0.0 <= low <= 0.25 <= high <= 1.0 and high > low
     assert intervals([row(True, 1.0)] * 5)["pass@1_ci95"] == [1.0, 1.0]
+
+
+def test_ctrl_c_is_one_line_saying_what_is_kept(tmp_path, capsys, monkeypatch, toy_source):
+    from pgrpo.cli import main
+    from pgrpo.search import run as run_module
+
+    solved = "```python\ndef add(a, b):\n    return a + b\n```"
+    calls = []
+
+    def rule(prompt, params, i):
+        calls.append(1)
+        if len(calls) > 2:  # cot is done on both problems; refine is interrupted
+            raise KeyboardInterrupt
+        return solved
+
+    gen = Scripted(rule)
+    monkeypatch.setattr(run_module, "load_backends", lambda cfg: Backends(gen, gen))
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = ["search", "--dataset", f"toy:{_orps_dir(tmp_path)}", "--model", "m", "--out", str(out)]
+    code = main(argv + ["--method", "cot,refine", "--cache-dir", str(cache), "--efficiency-repeats", "1"])
+    err = capsys.readouterr().err
+    assert code == 130 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("pgrpo: interrupted; the methods finished so far are in") and str(cache) in line
+    assert (out / "cot" / "problems.jsonl").exists() and not (out / "refine").exists()

@@ -26,6 +26,8 @@ import time
 from dataclasses import asdict, replace
 
 from pgrpo.jsonl import write_jsonl
+from pgrpo.log import logger
+from pgrpo.options import on_interrupt
 from pgrpo.outputs import Output, check_outputs, write_text
 from pgrpo.prompting import TrainedPrompt
 from pgrpo.search.config import SearchConfig
@@ -147,16 +149,15 @@ def run_method(
     """(summary, per-problem rows, tree rows) of one method."""
     from tqdm import tqdm
 
-    bar = tqdm(
+    t0 = time.monotonic()
+    with tqdm(  # closed before an interruption is reported, so that line starts a line of its own
         total=len(tasks),
         desc=name,
         unit="problem",
         file=sys.stderr,
         mininterval=1 if sys.stderr.isatty() else 30,
-    )
-    t0 = time.monotonic()
-    outcomes = drive(tasks, METHODS[name], cfg, backends, executor, cfg.resolved_budget(), progress=bar)
-    bar.close()
+    ) as bar:
+        outcomes = drive(tasks, METHODS[name], cfg, backends, executor, cfg.resolved_budget(), progress=bar)
     search_s = time.monotonic() - t0
     t0 = time.monotonic()
     scored = score_hidden(outcomes, hidden, executor)
@@ -303,6 +304,12 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
         [Output("--out", cfg.out, directory=True), Output("--cache-dir", cfg.cache_dir, directory=True)],
         inputs={"--dataset": cfg.dataset, "--model": cfg.model},
     )
+    on_interrupt(
+        f"the methods finished so far are in {cfg.out}/METHOD; every LLM answer so far is cached in "
+        f"{cfg.cache_dir}, so the same command resumes without paying for them again"
+        if cfg.cache_dir
+        else f"the methods finished so far are in {cfg.out}/METHOD; with --cache-dir a rerun would resume"
+    )
     t0 = time.monotonic()
     trained = TrainedPrompt.find(cfg.model)
     pairs = load_tasks(cfg.dataset, oracle=cfg.oracle)[: cfg.limit]
@@ -329,10 +336,7 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
             write_jsonl(os.path.join(cfg.out, name, "problems.jsonl"), rows)
             write_jsonl(os.path.join(cfg.out, name, "tree.jsonl"), tree_rows)
             summaries.append(summary)
-            print(
-                f"pgrpo search: {name}: pass@1 {summary['pass@1']:.3f} on {summary['problems']} problems",
-                file=sys.stderr,
-            )
+            logger.info(f"search: {name}: pass@1 {summary['pass@1']:.3f} on {summary['problems']} problems")
     finally:
         if own_executor:
             executor.close()
