@@ -27,8 +27,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# A reduced run (the smoke test's, seconds instead of minutes): make bench BENCH_ARGS=--quick
+BENCH_ARGS ?=
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/executor_throughput.py
+	$(BIN)/python benchmarks/executor_throughput.py $(BENCH_ARGS)
 
 # The real evaluation in the README: SmolLM2-135M-Instruct (shipped as GGUF in a PyPI package),
 # greedy, on HumanEval and the MBPP test split. One thread per process is fastest on this machine.
