@@ -12,7 +12,9 @@ de-quantized to full precision on load (SmolLM2-135M Q4_1 takes ~30 s on 2 CPU c
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from pgrpo.llm import OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
@@ -34,6 +36,33 @@ def _locate(model: str, gguf_file: str | None) -> tuple[str, str | None]:
             "pass the file itself as the model, or gguf_file=NAME"
         )
     return str(path), None
+
+
+@contextlib.contextmanager
+def _load_bars(show: bool) -> Iterator[None]:
+    """transformers' loading bars (GGUF de-quantizing, weights) only on a terminal: in a log file each
+    redraw is another line."""
+    import functools
+
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    try:  # the GGUF de-quantizing bar is a plain tqdm, which hf_logging's switch does not reach
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        gguf_utils = None
+    gguf_bar = getattr(gguf_utils, "tqdm", None)
+    if not show:
+        hf_logging.disable_progress_bar()
+        if gguf_bar is not None:
+            gguf_utils.tqdm = functools.partial(gguf_bar, disable=True)
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+        if gguf_bar is not None:
+            gguf_utils.tqdm = gguf_bar
 
 
 class TransformersGenerator:
@@ -78,13 +107,16 @@ class TransformersGenerator:
         self.progress = progress
 
         load = {"gguf_file": gguf} if gguf else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=trust_remote_code, **load)
+        with _load_bars(progress and sys.stderr.isatty()):
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                directory, trust_remote_code=trust_remote_code, **load
+            )
+            self.model = AutoModelForCausalLM.from_pretrained(
+                directory, dtype=torch_dtype, trust_remote_code=trust_remote_code, **load
+            ).to(self.device)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            directory, dtype=torch_dtype, trust_remote_code=trust_remote_code, **load
-        ).to(self.device)
         self.model.eval()
         eos = self.model.generation_config.eos_token_id
         self.eos_token_id = eos if eos is not None else self.tokenizer.eos_token_id
