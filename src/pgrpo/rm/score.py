@@ -145,8 +145,9 @@ def load_reward_backbone(path: str | Path, seed: int = 0, dtype: Any = None) -> 
 
 
 @contextlib.contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """No "Loading weights" bar unless --verbose: a reward model loads in seconds."""
+def quiet_weight_bars() -> Iterator[None]:
+    """No "Loading weights" / "Writing model shards" bars unless --verbose: they take a second and
+    would bury the one progress bar that matters (the Trainer's own bar is not affected)."""
     from transformers.utils import logging as hf_logging
 
     from pgrpo import log
@@ -168,7 +169,7 @@ def _load(path: str | Path, seed: int = 0, dtype: Any = None, loading_info: bool
     tokenizer = AutoTokenizer.from_pretrained(path)
     ensure_pad_token(tokenizer)
     info: dict = {}
-    with torch.random.fork_rng(devices=[]), _quiet_loading():
+    with torch.random.fork_rng(devices=[]), quiet_weight_bars():
         torch.manual_seed(seed)
         loaded = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, dtype=dtype or torch.float32, output_loading_info=loading_info

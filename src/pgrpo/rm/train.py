@@ -51,6 +51,7 @@ from pgrpo.rm.score import (
     format_input,
     load_reward_backbone,
     max_positions,
+    quiet_weight_bars,
 )
 
 
@@ -299,7 +300,8 @@ def train_reward_model(
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(_progress_bar())
     try:
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+        with quiet_weight_bars():  # checkpoints are written during training
+            result = trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
         _say_where_the_work_is(cfg)
         raise
@@ -336,7 +338,8 @@ def train_reward_model(
         metrics.update(eval_accuracy_ci=report["overall"]["ci"], eval_report=report)
     if checkpoint is not None:
         metrics["resumed_from"] = Path(checkpoint).name
-    _save(cfg, model, tokenizer, max_length, metrics, trained_on)
+    with quiet_weight_bars():
+        _save(cfg, model, tokenizer, max_length, metrics, trained_on)
     for old in Path(cfg.output_dir).glob("checkpoint-*"):  # the final model holds their work now
         shutil.rmtree(old, ignore_errors=True)
     metrics["output_dir"] = cfg.output_dir
