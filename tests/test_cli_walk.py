@@ -52,9 +52,9 @@ class Paths:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.native = str(FIXTURES / "native_small.jsonl")
+        self.native = self._write("native.jsonl", (FIXTURES / "native_small.jsonl").read_text())
         self.mbpp_file = self._write("mbpp.jsonl", (FIXTURES / "mbpp_small.jsonl").read_text())
-        self.mbpp = f"mbpp:{self.mbpp_file}"  # a copy: one cell names it as an output too
+        self.mbpp = f"mbpp:{self.mbpp_file}"  # copies: some cells name an input as the output too
         self.missing = str(root / "missing.jsonl")
         self.missing_dir = str(root / "missing_dir")
         self.not_json = self._write("not_json.jsonl", "this is not JSON\n")
@@ -143,6 +143,10 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
             "unwritable": [
                 Cell(["check", "--problems", p.native, "--references", "--out", p.under_file], ("--out",)),
                 Cell(["check", "--problems", p.native, "--references", "--out", p.a_dir], ("--out",)),
+                Cell(  # the output is the input: writing it would destroy the samples
+                    ["check", "--problems", p.native, "--samples", p.samples, "--out", p.samples],
+                    ("--out", "--samples"),
+                ),
             ],
         },
         "eval": {
@@ -498,6 +502,7 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
             "unwritable": [
                 Cell(["problems", "export", p.native, "--out", p.under_file], ("--out",)),
                 Cell(["problems", "export", p.native, "--out", p.a_dir], ("--out",)),
+                Cell(["problems", "export", p.mbpp, "--out", p.mbpp_file], ("--out",)),
             ],
         },
         "sandbox info": {
