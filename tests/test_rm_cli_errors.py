@@ -99,6 +99,22 @@ def test_pairs_out_that_is_a_directory_is_refused(tmp_path, capsys):
     refused(["rm", "pairs", "--synthetic", "--problems", MBPP, "--out", str(tmp_path)], capsys, "--out")
 
 
+def test_ctrl_c_while_generating_pairs_says_what_is_kept_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pgrpo.llm.load_generator", lambda *args, **kwargs: object())
+    monkeypatch.setattr("pgrpo.rm.pairs.build_pairs_llm", interrupted)
+    out, cache = tmp_path / "p.jsonl", tmp_path / "cache"
+    argv = ["rm", "pairs", "--problems", MBPP, "--model", "m", "--out", str(out), "--cache-dir", str(cache)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"pgrpo: interrupted; the pairs of the problems finished so far are in {out}; "
+        f"the same command resumes from the responses cached in {cache}"
+    )
+
+
 # ----------------------------------------------------------------------------- tiny models
 
 torch = pytest.importorskip("torch")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pgrpo.options import add_options, from_args
+from pgrpo.options import add_options, from_args, on_interrupt
 from pgrpo.outputs import Output, check_outputs
 
 
@@ -15,6 +15,16 @@ def _problems(specs: list[str], limit: int | None) -> list:
 
     problems = [p for spec in specs for p in load_problems(spec) if not p.metadata.get("canary")]
     return problems[:limit] if limit else problems
+
+
+def _say_what_is_kept(out: str, cache_dir: str | None) -> None:
+    """On Ctrl-C during generation: the pairs written so far, and how a rerun resumes."""
+    resume = (
+        f"the same command resumes from the responses cached in {cache_dir}"
+        if cache_dir
+        else "give --cache-dir next time so that a rerun resumes without generating again"
+    )
+    on_interrupt(f"the pairs of the problems finished so far are in {out}; {resume}")
 
 
 def pairs_command(args: argparse.Namespace) -> int:
@@ -43,6 +53,7 @@ def pairs_command(args: argparse.Namespace) -> int:
         from pgrpo.llm import load_generator
 
         generator = load_generator(opts.model, opts.backend, **opts.backend_options())
+        _say_what_is_kept(opts.out, opts.cache_dir)
         config = PairsConfig(
             dimensions=dimensions,
             execution_check=opts.execution_check,
@@ -72,6 +83,7 @@ def build_bench_command(args: argparse.Namespace) -> int:
         outputs.append(Output("--out (its report)", opts.report))
     check_outputs(outputs, inputs={"--problems": opts.problems, "--model": opts.model})
     problems = _problems(opts.problems, opts.limit)
+    _say_what_is_kept(opts.out, opts.cache_dir)
     if opts.method == "od":
         from pgrpo.rm.pairs import DIMENSIONS, PairsConfig, build_pairs_llm
 

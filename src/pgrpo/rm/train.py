@@ -41,6 +41,7 @@ from pgrpo.options import (
     on_interrupt,
     option,
 )
+from pgrpo.outputs import write_text
 from pgrpo.rm.score import (
     DEFAULT_MAX_LENGTH,
     MAX_LENGTH_BASIS,
@@ -420,4 +421,4 @@ def _save(
         "train_problems": problems,
         "versions": {p: installed(p) for p in ("torch", "transformers", "trl", "peft")},
     }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_text(out / META_FILE, json.dumps(meta, indent=2) + "\n")  # last: the model is complete
