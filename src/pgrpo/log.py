@@ -18,14 +18,29 @@ logger = logging.getLogger("pgrpo")
 _state = {"verbose": False}
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever `sys.stderr` is when a line is written (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def verbose() -> bool:
     return _state["verbose"]
 
 
 def setup(verbose: bool = False) -> None:
     _state["verbose"] = verbose
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("pgrpo: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
