@@ -108,6 +108,7 @@ class Paths:
                 "task_id": f"toy/{i}",
                 "instruction": "Write add(a, b).",
                 "completion": "def add(a, b):\n    return a + b\n",
+                "test_setup": "",
             }
             for i in range(2)
         ]
@@ -465,14 +466,14 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
                 (p.missing_dir, "--dataset"),
             ),
             "malformed": Cell(
-                ["search", "--dataset", f"lbpp:{p.orps_bad}", "--model", p.model, "--out", str(out / "s")],
+                ["search", "--dataset", f"mbpp:{p.orps_bad}", "--model", p.model, "--out", str(out / "s")],
                 (p.orps_bad, "--dataset"),
             ),
             "range": Cell(
                 [
                     "search",
                     "--dataset",
-                    f"lbpp:{p.orps}",
+                    f"mbpp:{p.orps}",
                     "--model",
                     p.model,
                     "--out",
@@ -484,11 +485,11 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
             ),
             "unwritable": [
                 Cell(
-                    ["search", "--dataset", f"lbpp:{p.orps}", "--model", p.model, "--out", p.under_file],
+                    ["search", "--dataset", f"mbpp:{p.orps}", "--model", p.model, "--out", p.under_file],
                     ("--out",),
                 ),
                 Cell(
-                    ["search", "--dataset", f"lbpp:{p.orps}", "--model", p.model, "--out", p.regular],
+                    ["search", "--dataset", f"mbpp:{p.orps}", "--model", p.model, "--out", p.regular],
                     ("--out",),
                 ),
             ],

@@ -728,7 +728,7 @@ def test_a_config_built_in_python_is_checked_by_the_same_ranges():
         SearchConfig(out="x")
 
 
-def test_an_unusable_out_is_refused_before_any_model_loads(tmp_path, capsys, monkeypatch):
+def test_an_unusable_out_is_refused_before_any_model_loads(tmp_path, capsys, monkeypatch, toy_source):
     from pgrpo.cli import main
     from pgrpo.search import run as run_module
 
@@ -738,8 +738,9 @@ def test_an_unusable_out_is_refused_before_any_model_loads(tmp_path, capsys, mon
     monkeypatch.setattr(run_module, "load_backends", no_models)
     afile = tmp_path / "afile"
     afile.write_text("x")
+    dataset = _orps_dir(tmp_path)
     for out, reason in [(afile, "is a file, not a directory"), (afile / "sub", "Not a directory")]:
-        argv = ["search", "--dataset", f"toy:{tmp_path}", "--out", str(out), "--model", "m"]
+        argv = ["search", "--dataset", f"toy:{dataset}", "--out", str(out), "--model", "m"]
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "--out" in err and reason in err, err
@@ -979,3 +980,11 @@ def test_ctrl_c_is_one_line_saying_what_is_kept(tmp_path, capsys, monkeypatch, t
     line = err.strip().splitlines()[-1]
     assert line.startswith("pgrpo: interrupted; the methods finished so far are in") and str(cache) in line
     assert (out / "cot" / "problems.jsonl").exists() and not (out / "refine").exists()
+
+
+def test_a_run_refused_over_its_input_creates_no_run_directory(tmp_path, capsys):
+    from pgrpo.cli import main
+
+    out = tmp_path / "out"
+    assert main(["search", "--dataset", f"mbpp:{tmp_path / 'none'}", "--model", "m", "--out", str(out)]) == 2
+    assert str(tmp_path / "none") in capsys.readouterr().err and not out.exists()

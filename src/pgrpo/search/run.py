@@ -300,6 +300,14 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
     """Run every method of `cfg` and write the run directory; returns the report. `backends` and
     `executor` are for tests (default: load the models, start a sandbox pool)."""
     cfg.validate(list(METHODS), len(strategies()))
+    t0 = time.monotonic()
+    trained = TrainedPrompt.find(cfg.model)
+    pairs = load_tasks(cfg.dataset, oracle=cfg.oracle)[: cfg.limit]
+    tasks = [task for task, _ in pairs]
+    if cfg.prompt_style == "pgrpo":  # replies are read as the training reward reads them
+        tasks = [replace(task, answer_format=trained.spec()) for task in tasks]
+    hidden = {task.id: problem for task, problem in pairs}
+    # the inputs read, the outputs checked: nothing is created for a run refused over its input
     check_outputs(
         [Output("--out", cfg.out, directory=True), Output("--cache-dir", cfg.cache_dir, directory=True)],
         inputs={"--dataset": cfg.dataset, "--model": cfg.model},
@@ -310,13 +318,6 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
         if cfg.cache_dir
         else f"the methods finished so far are in {cfg.out}/METHOD; with --cache-dir a rerun would resume"
     )
-    t0 = time.monotonic()
-    trained = TrainedPrompt.find(cfg.model)
-    pairs = load_tasks(cfg.dataset, oracle=cfg.oracle)[: cfg.limit]
-    tasks = [task for task, _ in pairs]
-    if cfg.prompt_style == "pgrpo":  # replies are read as the training reward reads them
-        tasks = [replace(task, answer_format=trained.spec()) for task in tasks]
-    hidden = {task.id: problem for task, problem in pairs}
     load_s = time.monotonic() - t0
     t0 = time.monotonic()
     backends = backends or load_backends(cfg)
