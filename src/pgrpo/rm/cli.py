@@ -146,6 +146,7 @@ def train_command(args: argparse.Namespace) -> int:
     from pgrpo.rm.train import train_reward_model
 
     cfg = from_args(TrainOptions, args)
+    cfg.validate()
     inputs = {"--pairs": cfg.pairs, "--eval-pairs": cfg.eval_pairs, "--backbone": cfg.backbone}
     check_outputs([Output("--out", cfg.output_dir, directory=True)], inputs=inputs)
     metrics = train_reward_model(cfg, read_pairs(cfg.pairs, dimensions=None))

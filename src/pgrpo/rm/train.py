@@ -258,6 +258,11 @@ def train_reward_model(
     if not train_pairs:
         raise UsageError("no training pairs")
     checkpoint = None
+    if not cfg.resume and last_checkpoint(cfg.output_dir):
+        log.logger.warning(
+            f"{cfg.output_dir} holds {Path(last_checkpoint(cfg.output_dir)).name} from an earlier run; "
+            "starting afresh (add --resume to continue it instead)"
+        )
     if cfg.resume:
         checkpoint = last_checkpoint(cfg.output_dir)
         if checkpoint is None:
