@@ -338,6 +338,11 @@ def test_tiny_config_clip_higher_acts(tmp_path):
     # the first step of each generation batch is on-policy: ratio exactly 1, nothing to clip
     assert steps[0]["pgrpo/policy_ratio_dev"] == 0 and steps[0]["clip_ratio/region_mean"] == 0
     assert (out / "training_curves.png").stat().st_size > 10_000
+    # the console: one progress bar and a summary, not a dict of ~40 metrics per step
+    assert "{'loss'" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    assert "GRPO: 100%" in proc.stderr and "reward " in proc.stderr and "pass " in proc.stderr
+    assert "pgrpo: GRPO: 6 steps in" in proc.stderr and f"metrics: {out / 'metrics.jsonl'}" in proc.stderr
+    assert len(proc.stdout) + len(proc.stderr) < 3000, len(proc.stdout) + len(proc.stderr)
 
 
 @needs_shared_data

@@ -226,7 +226,6 @@ def test_curves_have_axis_labels_and_the_run_in_the_title(tmp_path, monkeypatch)
 # ----------------------------------------------------------------------------- Ctrl-C
 
 
-@pytest.mark.slow
 def test_ctrl_c_during_training_says_what_was_saved_and_how_to_resume(tmp_path):
     """SIGINT to the whole process group (what Ctrl-C does: the executor's workers get it too) once a
     checkpoint exists: exit 130, no traceback from us, TRL, accelerate or the workers, and the note."""
