@@ -147,6 +147,7 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
         grpo_args.setdefault("use_cpu", True)
         grpo_args["bf16"] = False
     grpo_config(grpo_args, out, None, cfg.source)  # TRL's own checks, before the model is loaded
+    scorer = load_scorer(cfg)  # the reward model is checked before the policy loads
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
     system_prompt = cfg.policy.system_prompt if cfg.policy.system_prompt is not None else SYSTEM_PROMPT
     plain_prompts = problems_dataset(problems, chat=False, system_prompt=system_prompt)["prompt"]
@@ -156,7 +157,7 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
         reward = GatedReward(
             problems,
             executor,
-            load_scorer(cfg),
+            scorer,
             variant=cfg.reward.variant,
             weights=RewardWeights(**cfg.reward.weights),
             spec=FormatSpec(think_tag=cfg.reward.think_tag, answer_tag=cfg.reward.answer_tag),
