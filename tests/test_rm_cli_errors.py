@@ -72,6 +72,15 @@ def test_numbers_out_of_range_are_refused_as_the_flags_are_parsed(argv, culprit,
     assert list(tmp_path.iterdir()) == []  # nothing written anywhere we can see
 
 
+def test_flags_that_cannot_go_together_or_name_nothing_known_are_refused(pairs, tmp_path, capsys):
+    synthetic = ["rm", "pairs", "--synthetic", "--problems", MBPP, "--out", str(tmp_path / "p.jsonl")]
+    refused([*synthetic, "--dimensions", "logical_rigor,typo"], capsys, "--dimensions", "logical_rigor")
+    bench = ["rm", "bench", "--pairs", str(pairs), "--model", str(tmp_path)]
+    refused([*bench, "--backbone", str(tmp_path)], capsys, "--backbone", "--baselines")
+    missing = str(tmp_path / "no-backbone")
+    refused([*bench, "--baselines", "--backbone", missing], capsys, "--backbone", missing)
+
+
 def test_split_refuses_to_overwrite_its_input_or_write_one_file_twice(pairs, tmp_path, capsys):
     before = pairs.read_bytes()
     split = ["rm", "split", "--pairs", str(pairs)]

@@ -170,10 +170,18 @@ def bench_command(args: argparse.Namespace) -> int:
     from pgrpo.rm.options import BenchOptions
     from pgrpo.rm.overlap import check_overlap
     from pgrpo.rm.pairs import read_pairs
-    from pgrpo.rm.score import HttpScorer, LocalScorer, check_reward_model, read_meta
+    from pgrpo.rm.score import (
+        HttpScorer,
+        LocalScorer,
+        check_model_directory,
+        check_reward_model,
+        read_meta,
+    )
 
     opts = from_args(BenchOptions, args)
     check_outputs([Output("--out", opts.out, directory=True)], inputs={"--pairs": opts.pairs})
+    if opts.backbone:  # before minutes of scoring, not after
+        check_model_directory(opts.backbone, "--backbone", "the untrained backbone")
     pairs = read_pairs(opts.pairs, dimensions=None)
     if not pairs:
         raise UsageError(f"--pairs {opts.pairs}: no pairs to score (the file is empty)")

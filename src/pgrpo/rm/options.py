@@ -51,7 +51,14 @@ class PairsOptions(GeneratorOptions):
     seed: int = option(0, "sampling seed, and the seed of the synthetic rewrites", range=ANY_INT)
 
     def __post_init__(self) -> None:
+        from pgrpo.rm.pairs import DIMENSIONS
+
         check_options(self)
+        unknown = [d for d in (self.dimensions or "").split(",") if d and d not in DIMENSIONS]
+        if self.dimensions is not None and (unknown or not self.dimensions.strip(",")):
+            raise UsageError(
+                f"--dimensions {self.dimensions!r}: expected comma-separated names among {', '.join(DIMENSIONS)}"
+            )
         if not self.synthetic and not self.model:
             raise UsageError("rm pairs: give --model (an LLM to write and rewrite reasoning) or --synthetic")
 
@@ -152,6 +159,8 @@ class BenchOptions:
 
     def __post_init__(self) -> None:
         check_options(self)
+        if self.backbone and not self.baselines:
+            raise UsageError("--backbone is the untrained baseline: give it with --baselines")
 
 
 @dataclass

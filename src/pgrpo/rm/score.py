@@ -226,16 +226,17 @@ def _check_url(url: str, where: str) -> None:
         raise UsageError(f"{where} {url}: the server's score is not a finite number: {scores}")
 
 
-def _check_directory(path: str | Path, where: str) -> None:
+def check_model_directory(
+    path: str | Path, where: str, expected: str = "a reward model from `pgrpo rm train`, or a URL"
+) -> None:
+    """`path` is a directory holding a model (config.json and weights), or UsageError naming `where`."""
     from pgrpo.options import UsageError
 
     path = Path(path)
     if not path.exists():
-        raise UsageError(
-            f"{where} {path}: no such directory (a reward model from `pgrpo rm train`, or a URL)"
-        )
+        raise UsageError(f"{where} {path}: no such directory ({expected})")
     if not path.is_dir():
-        raise UsageError(f"{where} {path}: not a directory (a reward model from `pgrpo rm train`, or a URL)")
+        raise UsageError(f"{where} {path}: not a directory ({expected})")
     if not (path / "config.json").is_file() or not any((path / name).is_file() for name in WEIGHT_FILES):
         raise UsageError(
             f"{where} {path}: holds no model (config.json and weights such as model.safetensors)"
@@ -247,7 +248,7 @@ def load_reward_model(path: str | Path, where: str = "reward model", dtype: Any 
     `check_reward_model` for how an untrained head is told apart)."""
     from pgrpo.options import UsageError
 
-    _check_directory(path, where)
+    check_model_directory(path, where)
     try:
         model, tokenizer, info = _load(path, dtype=dtype, loading_info=True)
     except (OSError, ValueError, RuntimeError) as e:  # a head of another shape: a size mismatch
