@@ -75,7 +75,7 @@ class Paths:
         self.orps_bad = self._orps("orps_bad", lambda row: "not JSON")
         self.toml_bad = self._write("bad.toml", "this is [not TOML\n")
         train_out = str(root / "outputs" / "train")
-        self.toml_bad_type = self._toml("bad_type.toml", train_out, 'num_generations = "four"')
+        self.toml_bad_type = self._toml("bad_type.toml", train_out, 'max_steps = "four"')
         self.toml = self._toml("good.toml", train_out)
         self.toml_under_file = self._toml("out_under_file.toml", self.under_file)
 
@@ -88,7 +88,8 @@ class Paths:
         """A train config that is right but for `out` (output.dir) and `grpo` (a line of [grpo])."""
         return self._write(
             name,
-            f'[data]\ndataset = ["{self.native}"]\n[reward]\nvariant = "outcome"\n[grpo]\n{grpo}\n'
+            f'[data]\ndataset = ["{self.native}"]\n[reward]\nvariant = "outcome"\n'
+            f"[grpo]\nper_device_train_batch_size = 2\nnum_generations = 2\nsteps_per_generation = 1\n{grpo}\n"
             f'[output]\ndir = "{out}"\nreport_to = []\n',
         )
 
@@ -138,12 +139,21 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
                 ),
             ],
             "range": [
-                Cell(["check", "--problems", p.native, "--references", "--workers", "0"], ("--workers",)),
-                Cell(["check", "--problems", p.native, "--references", "--timeout", "-1"], ("--timeout",)),
+                Cell(
+                    ["check", "--problems", p.native, "--samples", p.samples, "--workers", "0"],
+                    ("--workers",),
+                ),
+                Cell(
+                    ["check", "--problems", p.native, "--samples", p.samples, "--timeout", "-1"],
+                    ("--timeout",),
+                ),
             ],
             "unwritable": [
-                Cell(["check", "--problems", p.native, "--references", "--out", p.under_file], ("--out",)),
-                Cell(["check", "--problems", p.native, "--references", "--out", p.a_dir], ("--out",)),
+                Cell(
+                    ["check", "--problems", p.native, "--samples", p.samples, "--out", p.under_file],
+                    ("--out",),
+                ),
+                Cell(["check", "--problems", p.native, "--samples", p.samples, "--out", p.a_dir], ("--out",)),
                 Cell(  # the output is the input: writing it would destroy the samples
                     ["check", "--problems", p.native, "--samples", p.samples, "--out", p.samples],
                     ("--out", "--samples"),
@@ -171,6 +181,11 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
                         str(out / "e"),
                     ],
                     (p.samples_bad_field, "--samples"),
+                ),
+                # a model directory with a config.json and nothing else: no weights, no tokenizer
+                Cell(
+                    ["eval", "--dataset", p.native, "--model", p.model, "--out", str(out / "e_m")],
+                    (p.model, "--model"),
                 ),
             ],
             "range": [
@@ -262,19 +277,35 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
                 ],
                 (p.missing, "--problems"),
             ),
-            "malformed": Cell(
-                [
-                    "rm",
-                    "build-bench",
-                    "--problems",
-                    p.not_json,
-                    "--model",
-                    p.model,
-                    "--out",
-                    str(out / "bb.jsonl"),
-                ],
-                (p.not_json, "--problems"),
-            ),
+            "malformed": [
+                Cell(
+                    [
+                        "rm",
+                        "build-bench",
+                        "--problems",
+                        p.not_json,
+                        "--model",
+                        p.model,
+                        "--out",
+                        str(out / "bb.jsonl"),
+                    ],
+                    (p.not_json, "--problems"),
+                ),
+                # a model directory with a config.json and nothing else: no weights, no tokenizer
+                Cell(
+                    [
+                        "rm",
+                        "build-bench",
+                        "--problems",
+                        p.native,
+                        "--model",
+                        p.model,
+                        "--out",
+                        str(out / "bb_m.jsonl"),
+                    ],
+                    (p.model, "--model"),
+                ),
+            ],
             "range": [
                 Cell(
                     [
@@ -408,6 +439,11 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
                     ],
                     (p.pairs_bad_field, "--pairs"),
                 ),
+                # a model directory with a config.json and nothing else: no weights, no tokenizer
+                Cell(
+                    ["rm", "train", "--pairs", p.pairs, "--backbone", p.model, "--out", str(out / "rm_m")],
+                    (p.model, "--backbone"),
+                ),
             ],
             "range": [
                 Cell(
@@ -449,7 +485,7 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
             "missing": Cell(["train", "--config", p.missing], (p.missing, "--config")),
             "malformed": [
                 Cell(["train", "--config", p.toml_bad], (p.toml_bad,)),
-                Cell(["train", "--config", p.toml_bad_type], ("num_generations",)),
+                Cell(["train", "--config", p.toml_bad_type], ("max_steps",)),
             ],
             "range": Cell(["train", "--config", p.toml, "grpo.num_generations=0"], ("num_generations",)),
             "unwritable": Cell(["train", "--config", p.toml_under_file], ("output.dir", p.under_file)),
@@ -465,10 +501,25 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
                 ["search", "--dataset", f"lbpp:{p.missing_dir}", "--model", p.model, "--out", str(out / "s")],
                 (p.missing_dir, "--dataset"),
             ),
-            "malformed": Cell(
-                ["search", "--dataset", f"mbpp:{p.orps_bad}", "--model", p.model, "--out", str(out / "s")],
-                (p.orps_bad, "--dataset"),
-            ),
+            "malformed": [
+                Cell(
+                    [
+                        "search",
+                        "--dataset",
+                        f"mbpp:{p.orps_bad}",
+                        "--model",
+                        p.model,
+                        "--out",
+                        str(out / "s"),
+                    ],
+                    (p.orps_bad, "--dataset"),
+                ),
+                # a model directory with a config.json and nothing else: no weights, no tokenizer
+                Cell(
+                    ["search", "--dataset", f"mbpp:{p.orps}", "--model", p.model, "--out", str(out / "s_m")],
+                    (p.model, "--model"),
+                ),
+            ],
             "range": Cell(
                 [
                     "search",
