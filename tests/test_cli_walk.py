@@ -766,21 +766,26 @@ def test_ctrl_c_during_check_is_one_line_and_leaves_no_sandbox_process(tmp_path,
         text=True,
         start_new_session=True,  # its own group, as a shell gives a foreground job
     )
-    seen: dict[int, str] = {}
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        seen |= _descendants(proc.pid)
-        if moment == "workers starting" and seen:
-            break
-        if moment == "programs running" and sum(n == "pgrpo-zygote" for n in seen.values()) >= 2:
-            time.sleep(1.0)  # both fork servers are up: their first programs are running
+    try:
+        seen: dict[int, str] = {}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
             seen |= _descendants(proc.pid)
-            break
-        time.sleep(0.02)
-    assert seen, "no worker process started"
-    os.killpg(proc.pid, signal.SIGINT)
-    interrupted = time.monotonic()
-    _, err = proc.communicate(timeout=60)
+            if moment == "workers starting" and seen:
+                break
+            if moment == "programs running" and sum(n == "pgrpo-zygote" for n in seen.values()) >= 2:
+                time.sleep(1.0)  # both fork servers are up: their first programs are running
+                seen |= _descendants(proc.pid)
+                break
+            time.sleep(0.02)
+        assert seen, "no worker process started"
+        os.killpg(proc.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed check must not leave it running
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert time.monotonic() - interrupted < 8, "Ctrl-C waited for the runs in progress"
     assert proc.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
