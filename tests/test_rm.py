@@ -249,6 +249,18 @@ def test_run_bench_with_the_length_baseline_and_markdown():
 # ----------------------------------------------------------------------------- unit mapping
 
 
+def test_run_bench_with_a_progress_bar_scores_in_chunks_to_the_same_report(capsys):
+    pairs = [
+        Pair(
+            id=str(i), problem="p", chosen="x" * (i % 7), rejected="y" * (i % 5), dimension="d", kind="human"
+        )
+        for i in range(300)  # 600 texts: three chunks
+    ]
+    quiet, shown = run_bench(pairs, LengthScorer()), run_bench(pairs, LengthScorer(), progress=True)
+    assert {**quiet, "seconds": 0} == {**shown, "seconds": 0}
+    assert "scoring (length)" in capsys.readouterr().err
+
+
 def test_to_unit_sigmoid_and_group_minmax():
     assert to_unit([0.0, 2.0, -2.0, None, -1000.0]) == pytest.approx(
         [0.5, 1 / (1 + math.exp(-2)), 1 / (1 + math.exp(2)), None, 0.0]

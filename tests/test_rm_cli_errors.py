@@ -200,6 +200,7 @@ def test_bench_out_is_a_directory_checked_before_scoring(reward_model, pairs, tm
     out.mkdir()
     bench = ["rm", "bench", "--pairs", str(pairs), "--model", reward_model, "--allow-overlap"]
     assert main([*bench, "--out", str(out)]) == 0
+    assert "scoring (" in capsys.readouterr().err  # a progress bar while the model scores
     report = json.loads((out / "report.json").read_text())
     assert report[0]["n"] > 0 and (out / "report.md").read_text().startswith("Pairwise accuracy")
     assert not Path(f"{out}.json").exists() and not Path(f"{out}.md").exists()

@@ -86,17 +86,47 @@ def without_identical(pairs: Sequence[Any], scorer: Any) -> tuple[list, int | No
     return kept, len(pairs) - len(kept)
 
 
-def run_bench(pairs: Sequence[Any], scorer: Scorer, name: str | None = None, **accuracy_options) -> dict:
-    """Score every pair's chosen and rejected reasoning with `scorer` (one call) and report accuracy."""
+def run_bench(
+    pairs: Sequence[Any],
+    scorer: Scorer,
+    name: str | None = None,
+    *,
+    progress: bool = False,
+    **accuracy_options,
+) -> dict:
+    """Score every pair's chosen and rejected reasoning with `scorer` and report accuracy. With
+    `progress`, a bar on stderr counts the texts scored (they are sent in chunks of `PROGRESS_CHUNK`)."""
     start = time.perf_counter()
-    problems = [p.problem for p in pairs]
-    scores = scorer.score(problems + problems, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    problems = [p.problem for p in pairs] * 2
+    reasonings = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    name = name or getattr(scorer, "name", type(scorer).__name__)
+    if progress:
+        scores = _score_with_bar(scorer, problems, reasonings, name)
+    else:
+        scores = scorer.score(problems, reasonings)
     seconds = time.perf_counter() - start
     report = pairwise_accuracy(pairs, scores[: len(pairs)], scores[len(pairs) :], **accuracy_options)
-    report["scorer"] = name or getattr(scorer, "name", type(scorer).__name__)
+    report["scorer"] = name
     report["n"] = len(pairs)
     report["seconds"] = round(seconds, 3)
     return report
+
+
+PROGRESS_CHUNK = 256
+
+
+def _score_with_bar(scorer: Scorer, problems: list[str], reasonings: list[str], name: str) -> list[float]:
+    import sys
+
+    from tqdm import tqdm
+
+    scores: list[float] = []
+    with tqdm(total=len(problems), desc=f"scoring ({name})", unit="text", file=sys.stderr) as bar:
+        for start in range(0, len(problems), PROGRESS_CHUNK):
+            end = start + PROGRESS_CHUNK
+            scores.extend(scorer.score(problems[start:end], reasonings[start:end]))
+            bar.update(len(problems[start:end]))
+    return scores
 
 
 def _cell(summary: dict | None) -> str:

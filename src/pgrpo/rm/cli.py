@@ -201,13 +201,13 @@ def bench_command(args: argparse.Namespace) -> int:
         )
     facts = {"identical_after_truncation": identical, "max_length": getattr(scorer, "max_length", None)}
     facts["overlap"] = overlap
-    reports = [run_bench(pairs, scorer, name=opts.model)]
+    reports = [run_bench(pairs, scorer, name=opts.model, progress=True)]
     if opts.baselines:
         reports.append(run_bench(pairs, LengthScorer(), name="length only"))
         if opts.backbone:  # read at the model's length, so both see the same text
             same_length = {"max_length": facts["max_length"]} if facts["max_length"] else {}
             untrained = untrained_scorer(opts.backbone, **same_length)
-            reports.append(run_bench(pairs, untrained, name=f"untrained {opts.backbone}"))
+            reports.append(run_bench(pairs, untrained, name=f"untrained {opts.backbone}", progress=True))
     for report in reports:
         report.update(facts)
     table = markdown(reports)

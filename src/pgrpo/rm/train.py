@@ -266,9 +266,11 @@ def train_reward_model(
     if cfg.resume:
         checkpoint = last_checkpoint(cfg.output_dir)
         if checkpoint is None:
+            finished = (Path(cfg.output_dir) / META_FILE).is_file()
             raise UsageError(
-                f"--resume: no checkpoint-N directory in {cfg.output_dir} to continue from; "
-                "run without --resume to start afresh"
+                f"--resume: no checkpoint-N directory in {cfg.output_dir} to continue from"
+                + ("; it holds a finished model (a finished run deletes its checkpoints)" if finished else "")
+                + "; run without --resume to start afresh"
             )
     if eval_pairs is None and cfg.eval_pairs:
         eval_pairs = read_pairs(cfg.eval_pairs, dimensions=None)
