@@ -497,10 +497,25 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
             "unwritable": Cell(["demo", "--out", p.regular], ("--out",)),
         },
         "search": {
-            "missing": Cell(
-                ["search", "--dataset", f"lbpp:{p.missing_dir}", "--model", p.model, "--out", str(out / "s")],
-                (p.missing_dir, "--dataset"),
-            ),
+            "missing": [
+                Cell(
+                    [
+                        "search",
+                        "--dataset",
+                        f"lbpp:{p.missing_dir}",
+                        "--model",
+                        p.model,
+                        "--out",
+                        str(out / "s"),
+                    ],
+                    (p.missing_dir, "--dataset"),
+                ),
+                Cell(
+                    ["search", "--dataset", f"mbpp:{p.orps}", "--model", p.model, "--out", str(out / "s_c")]
+                    + ["--critic-model", p.missing_dir],
+                    (p.missing_dir, "--critic-model"),
+                ),
+            ],
             "malformed": [
                 Cell(
                     [

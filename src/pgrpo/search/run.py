@@ -41,13 +41,23 @@ EFFICIENCY_CAP = 10.0
 
 
 def load_backends(cfg: SearchConfig) -> Backends:
-    from pgrpo.llm import load_generator
+    """The generator and the critic. Both models are checked before either loads (loading one may
+    take minutes), and a wrong critic is blamed on --critic-model."""
+    from pgrpo.llm import check_model, load_generator
 
+    own_critic = bool(cfg.critic_model) and cfg.critic_model != cfg.model
+    check_model(cfg.model, "--model", cfg.backend)
+    if own_critic:
+        check_model(cfg.critic_model, "--critic-model", cfg.critic_backend)
     generator = load_generator(cfg.model, cfg.backend, cache_dir=cfg.cache_dir, **cfg.backend_options())
     critic = generator
-    if cfg.critic_model and cfg.critic_model != cfg.model:
+    if own_critic:
         critic = load_generator(
-            cfg.critic_model, cfg.critic_backend, cache_dir=cfg.cache_dir, **cfg.backend_options()
+            cfg.critic_model,
+            cfg.critic_backend,
+            cache_dir=cfg.cache_dir,
+            model_flag="--critic-model",
+            **cfg.backend_options(),
         )
     return Backends(generator, critic)
 
