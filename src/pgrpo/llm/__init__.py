@@ -4,6 +4,9 @@ Evaluation, reward-model data and search all ask for "n texts per prompt" and ne
 produced them. Backends, looked up by name in `BACKENDS`:
 
 - `transformers` (`pgrpo.llm.hf`): a local directory or a .gguf file, CPU or GPU; the reference path.
+- `llamacpp` (`pgrpo.llm.llamacpp`): a .gguf file on the CPU through llama-cpp-python (the `llamacpp`
+  extra), several sequences per decode step in one 1-thread process per core; 2-3x the transformers
+  backend's tokens/s on SmolLM2.
 - `vllm` (`pgrpo.llm.vllm_backend`): fast batched sampling on a CUDA machine with vLLM installed.
 - `openai` (`pgrpo.llm.openai_http`): any OpenAI-compatible HTTP server (vLLM serve, TGI, llama.cpp,
   hosted APIs, or `python -m pgrpo.llm.serve`).
@@ -136,6 +139,12 @@ def _transformers(model: str, **options: Any) -> Generator:
     return TransformersGenerator(model, **options)
 
 
+def _llamacpp(model: str, **options: Any) -> Generator:
+    from pgrpo.llm.llamacpp import LlamaCppGenerator
+
+    return LlamaCppGenerator(model, **options)
+
+
 def _vllm(model: str, **options: Any) -> Generator:
     from pgrpo.llm.vllm_backend import VLLMGenerator
 
@@ -150,6 +159,7 @@ def _openai(model: str, **options: Any) -> Generator:
 
 BACKENDS: dict[str, Callable[..., Generator]] = {
     "transformers": _transformers,
+    "llamacpp": _llamacpp,
     "vllm": _vllm,
     "openai": _openai,
 }

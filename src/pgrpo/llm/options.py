@@ -10,7 +10,7 @@ from typing import Any
 
 from pgrpo.options import AT_LEAST_ONE, UsageError, option
 
-BACKEND_CHOICES = ("auto", "transformers", "vllm", "openai")
+BACKEND_CHOICES = ("auto", "transformers", "llamacpp", "vllm", "openai")
 
 
 def json_object(text: str) -> dict:

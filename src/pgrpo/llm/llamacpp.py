@@ -1,0 +1,633 @@
+"""The llama.cpp backend (llama-cpp-python): a .gguf model on the CPU, several sequences per decode step.
+
+llama-cpp-python's high-level `Llama` generates one prompt at a time, so this backend drives the
+low-level API: one context holds up to `batch_size` sequences, each with its own KV cells (its own
+sequence id), and every decode step feeds one new token of each running sequence (plus pending prompt
+tokens) in one `llama_batch`. A sequence that ends frees its cells for the next prompt (continuous
+batching). `workers` processes of `threads` threads each (default: one 1-thread process per core; two
+threads in one process lose much more to a busy neighbour than two processes do) take the prompts
+round-robin; with one worker the model runs in this process.
+
+Sampling: greedy (temperature 0) decodes once per prompt and repeats the text n times; otherwise each
+of the n samples is its own sequence with a temperature -> top-p -> random-draw chain (no top-k, as in
+the other backends) seeded from (`SamplingParams.seed` + sample index, prompt tokens): a rerun gives the
+same samples whatever the batch size, the worker count or the prompt's place in the call, and the
+cache's shifted seed for a partly cached prompt continues the same sample numbering.
+
+Limits: CPU only (the transformers and vLLM backends serve the GPU); flash attention is off unless asked,
+since it changes greedy outputs; a prompt must fit the model's training context.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from array import array
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pgrpo.llm import OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
+from pgrpo.options import UsageError
+
+INSTALL_HINT = (
+    "the llamacpp backend needs llama-cpp-python, which is not installed: pip install -e '.[llamacpp]' "
+    "(a source build: about 9 minutes on 2 cores, needs cmake and a C++ compiler)"
+)
+CONTEXT_STEP = 256
+"""Per-sequence context sizes are rounded up to this, so calls of similar lengths reuse one context."""
+PREFILL_TOKENS = 1024
+"""Tokens per decode call at most (n_batch): running sequences' next tokens plus pending prompt tokens."""
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    return llama_cpp
+
+
+def _quiet(verbose: bool) -> None:
+    """llama.cpp's loading chatter (hundreds of lines) only under --verbose; errors always."""
+    logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
+def _gguf_path(model: str) -> Path:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        found = sorted(path.glob("*.gguf"))
+        if len(found) != 1:
+            raise UsageError(
+                f"{model}: the llamacpp backend needs one .gguf file; this directory holds {len(found)}"
+            )
+        path = found[0]
+    if path.suffix != ".gguf" or not path.is_file():
+        raise UsageError(f"{model}: the llamacpp backend loads a .gguf file (use --backend transformers)")
+    return path.resolve()
+
+
+def _load_model(llama_cpp: Any, path: Path, vocab_only: bool) -> Any:
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = vocab_only
+    params.n_gpu_layers = 0
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        raise UsageError(f"{path}: llama.cpp could not load this .gguf file (run with --verbose to see why)")
+    return model
+
+
+def _meta(lib: Any, model: Any, key: str) -> str | None:
+    buffer = ctypes.create_string_buffer(1024)
+    n = lib.llama_model_meta_val_str(model, key.encode(), buffer, len(buffer))
+    return buffer.value.decode("utf-8", "replace") if n >= 0 else None
+
+
+def _context_length(lib: Any, model: Any) -> int:
+    """The training context from the GGUF's metadata (a vocab-only model leaves n_ctx_train at 0)."""
+    value = _meta(lib, model, f"{_meta(lib, model, 'general.architecture')}.context_length")
+    return int(value) if value and value.isdigit() else 2048
+
+
+def _sample_seed(seed: int, tokens: list[int]) -> int:
+    """A 32-bit seed from (seed, prompt tokens); never 0xFFFFFFFF, which llama.cpp reads as 'random'."""
+    digest = hashlib.blake2b(str(seed).encode() + b":" + array("i", tokens).tobytes(), digest_size=8)
+    return int.from_bytes(digest.digest(), "little") % 0xFFFFFFFF
+
+
+# ----------------------------------------------------------------------------- tokenizer and template
+
+
+class GGUFTokenizer:
+    """The GGUF's vocabulary and chat template, loaded without weights (milliseconds).
+
+    Callable like a transformers tokenizer (`tok(text, add_special_tokens=...)["input_ids"]`), so
+    `has_chat_template` and search's token counter treat it as one."""
+
+    def __init__(self, llama_cpp: Any, model: Any) -> None:
+        self._llama_cpp = llama_cpp
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        template = llama_cpp.llama_model_chat_template(model, None)
+        self.chat_template: str | None = template.decode() if template else None
+        self.bos_token = self._piece(llama_cpp.llama_vocab_bos(self._vocab))
+        self.eos_token = self._piece(llama_cpp.llama_vocab_eos(self._vocab))
+        self._compiled = None
+
+    def _piece(self, token: int) -> str:
+        if token < 0:
+            return ""
+        text = self._llama_cpp.llama_vocab_get_text(self._vocab, token)
+        return text.decode("utf-8", "replace") if text else ""
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Special tokens written in the text (`<|im_start|>`) become their ids, as transformers does."""
+        data = text.encode("utf-8")
+        size = len(data) + 8
+        buffer = (self._llama_cpp.llama_token * size)()
+        n = self._llama_cpp.llama_tokenize(
+            self._vocab, data, len(data), buffer, size, add_special_tokens, True
+        )
+        if n < 0:  # more tokens than bytes + 8 cannot happen for byte-level vocabularies, but be safe
+            size = -n
+            buffer = (self._llama_cpp.llama_token * size)()
+            n = self._llama_cpp.llama_tokenize(
+                self._vocab, data, len(data), buffer, size, add_special_tokens, True
+            )
+        return list(buffer[:n])
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        return {"input_ids": self.encode(text, add_special_tokens)}
+
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        """The template rendered as transformers renders it: a sandboxed jinja2 environment with
+        trim_blocks/lstrip_blocks, `raise_exception`, a non-escaping `tojson`, and the special tokens."""
+        if self.chat_template is None:
+            raise ValueError("this model has no chat template: pass plain string prompts instead")
+        if self._compiled is None:
+            self._compiled = _compile_template(self.chat_template)
+        return self._compiled.render(
+            messages=messages,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+        )
+
+
+def _compile_template(template: str) -> Any:
+    import json
+    from datetime import datetime
+
+    import jinja2
+    import jinja2.ext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(
+        x: Any,
+        ensure_ascii: bool = False,
+        indent: Any = None,
+        separators: Any = None,
+        sort_keys: bool = False,
+    ) -> str:
+        return json.dumps(
+            x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+        )
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
+    )
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env.from_string(template)
+
+
+# ----------------------------------------------------------------------------- the decoding loop
+
+
+class _Sequence:
+    """One running sequence in a context slot (its sequence id)."""
+
+    def __init__(self, key: Any, tokens: list[int], seed: int | None, slot: int) -> None:
+        self.key = key
+        self.pending = list(tokens)  # prompt tokens not yet decoded
+        self.pos = 0
+        self.seed = seed
+        self.slot = slot
+        self.sampler: Any = None
+        self.batch_index = -1  # where its logits are in the last decode's outputs
+        self.new = 0  # tokens generated
+        self.next_token = -1  # the last generated token, decoded in the next step
+        self.text = bytearray()
+
+
+class Decoder:
+    """A model and one context of `batch_size` sequences; `run` decodes a list of prompts with continuous
+    batching. Used in this process (one worker) or inside each worker process."""
+
+    def __init__(self, path: Path, *, threads: int, batch_size: int, flash_attn: bool, verbose: bool) -> None:
+        self.lib = _import_llama_cpp()
+        _quiet(verbose)
+        self.lib.llama_backend_init()
+        self.model = _load_model(self.lib, path, vocab_only=False)
+        self.vocab = self.lib.llama_model_get_vocab(self.model)
+        self.tokenizer = GGUFTokenizer(self.lib, self.model)
+        self.n_ctx_train = self.lib.llama_model_n_ctx_train(self.model)
+        self.threads = threads
+        self.batch_size = min(batch_size, self.lib.llama_max_parallel_sequences())
+        self.flash_attn = flash_attn
+        self.ctx: Any = None
+        self.per_seq = 0
+        self.batch = self.lib.llama_batch_init(PREFILL_TOKENS, 0, 1)
+        self.greedy = self.lib.llama_sampler_init_greedy()
+        self._piece = (ctypes.c_char * 256)()
+
+    def _context(self, per_seq: int) -> Any:
+        """A context whose sequences hold `per_seq` tokens each (grown, never shrunk)."""
+        if self.ctx is not None and per_seq <= self.per_seq:
+            self.lib.llama_memory_clear(self.lib.llama_get_memory(self.ctx), True)
+            return self.ctx
+        if self.ctx is not None:
+            self.lib.llama_free(self.ctx)
+        params = self.lib.llama_context_default_params()
+        params.n_ctx = per_seq * self.batch_size
+        params.n_batch = PREFILL_TOKENS
+        params.n_ubatch = min(512, PREFILL_TOKENS)
+        params.n_seq_max = self.batch_size
+        params.kv_unified = False
+        params.n_threads = params.n_threads_batch = self.threads
+        params.flash_attn_type = (
+            self.lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if self.flash_attn
+            else self.lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        params.no_perf = True
+        self.ctx = self.lib.llama_init_from_model(self.model, params)
+        if not self.ctx:
+            raise RuntimeError(f"llama.cpp could not make a context of {params.n_ctx} tokens")
+        self.per_seq = per_seq
+        return self.ctx
+
+    def _sampler(self, params: dict, seed: int) -> Any:
+        lib = self.lib
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(params["temperature"]))
+        if params["top_p"] < 1:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(params["top_p"], 1))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
+        return chain
+
+    def _piece_bytes(self, token: int) -> bytes:
+        buffer = self._piece
+        n = self.lib.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
+        if n < 0:
+            buffer = (ctypes.c_char * -n)()
+            n = self.lib.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
+        return bytes(buffer[:n])
+
+    def run(
+        self, jobs: list[tuple[Any, list[int], int | None]], params: dict, per_seq: int
+    ) -> Iterator[tuple[Any, str]]:
+        """Yield (key, text) for each job (key, prompt tokens, seed or None for greedy) as it finishes."""
+        lib = self.lib
+        ctx = self._context(per_seq)
+        memory = lib.llama_get_memory(ctx)
+        stop = tuple(params["stop"])
+        todo = list(reversed(jobs))
+        free = list(reversed(range(self.batch_size)))
+        running: list[_Sequence] = []
+        batch = self.batch
+        while todo or running:
+            while todo and free:
+                key, tokens, seed = todo.pop()
+                seq = _Sequence(key, tokens, seed, free.pop())
+                if seed is not None:
+                    seq.sampler = self._sampler(params, seed)
+                running.append(seq)
+            # One decode: each decoding sequence's last token, then pending prompt tokens up to the budget.
+            n = 0
+            budget = PREFILL_TOKENS - sum(1 for s in running if not s.pending)
+            for seq in running:
+                seq.batch_index = -1
+                if seq.pending:
+                    tokens = seq.pending[: max(0, budget)]
+                    budget -= len(tokens)
+                    del seq.pending[: len(tokens)]
+                    last = not seq.pending  # the prompt's last token: its logits give the first new token
+                else:
+                    tokens, last = [seq.next_token], True
+                for token in tokens:
+                    batch.token[n] = token
+                    batch.pos[n] = seq.pos
+                    batch.n_seq_id[n] = 1
+                    batch.seq_id[n][0] = seq.slot
+                    batch.logits[n] = False
+                    seq.pos += 1
+                    n += 1
+                if tokens and last:
+                    batch.logits[n - 1] = True
+                    seq.batch_index = n - 1
+            batch.n_tokens = n
+            status = lib.llama_decode(ctx, batch)
+            if status != 0:
+                raise RuntimeError(f"llama_decode failed with status {status} ({len(running)} sequences)")
+            for seq in list(running):
+                if seq.batch_index < 0:
+                    continue
+                token = lib.llama_sampler_sample(seq.sampler or self.greedy, ctx, seq.batch_index)
+                done = lib.llama_vocab_is_eog(self.vocab, token)
+                if not done:
+                    seq.text += self._piece_bytes(token)
+                    seq.new += 1
+                    seq.next_token = token
+                    if stop:
+                        text = seq.text.decode("utf-8", "ignore")
+                        done = any(s in text for s in stop if s)
+                    done = done or seq.new >= params["max_tokens"] or seq.pos >= per_seq
+                if done:
+                    running.remove(seq)
+                    lib.llama_memory_seq_rm(memory, seq.slot, -1, -1)
+                    free.append(seq.slot)
+                    if seq.sampler is not None:
+                        lib.llama_sampler_free(seq.sampler)
+                    yield seq.key, truncate_at_stop(seq.text.decode("utf-8", "replace"), stop)
+
+    def close(self) -> None:
+        if self.ctx is not None:
+            self.lib.llama_free(self.ctx)
+            self.ctx = None
+        if self.model is not None:
+            self.lib.llama_batch_free(self.batch)
+            self.lib.llama_sampler_free(self.greedy)
+            self.lib.llama_model_free(self.model)
+            self.model = None
+
+
+# ----------------------------------------------------------------------------- worker processes
+
+
+def _worker_main(fd: int) -> None:
+    """A worker process: load the model, then decode each ("generate", call, params, per_seq, jobs) it is
+    sent, answering ("done", call, key, text) per job and ("finished", call) per call."""
+    from multiprocessing.connection import Connection
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
+    conn = Connection(fd)
+    try:
+        path, options = conn.recv()
+        decoder = Decoder(Path(path), **options)
+        conn.send(("ready",))
+        while (message := conn.recv()) is not None:
+            _, call, params, per_seq, jobs = message
+            for key, text in decoder.run(jobs, params, per_seq):
+                conn.send(("done", call, key, text))
+            conn.send(("finished", call))
+    except (EOFError, BrokenPipeError):
+        return  # the parent is gone
+    except BaseException as e:  # noqa: BLE001 - the parent raises it again, with this traceback
+        conn.send(("error", type(e).__name__, str(e), traceback.format_exc()))
+
+
+class _Worker:
+    """One worker process, started as `python -c` (not multiprocessing's spawn, which would run the
+    caller's main script again in each worker), talking over a socket pair."""
+
+    def __init__(self, path: Path, options: dict, wid: int) -> None:
+        import pgrpo
+
+        ours, theirs = multiprocessing.Pipe()
+        source = str(Path(pgrpo.__file__).resolve().parent.parent)  # so the worker imports this pgrpo
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])),
+        }
+        code = "import sys; from pgrpo.llm.llamacpp import _worker_main; _worker_main(int(sys.argv[1]))"
+        self.name = f"llamacpp worker {wid}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
+        theirs.close()
+        self.conn = ours
+        self.conn.send((str(path), options))
+        self.ready = False
+
+
+class _Pool:
+    """`workers` processes, each with a Decoder; the jobs of a call are dealt out round-robin."""
+
+    def __init__(self, path: Path, workers: int, options: dict) -> None:
+        self.workers = [_Worker(path, options, wid) for wid in range(workers)]
+        self.calls = 0
+
+    def _messages(self) -> Iterator[tuple[_Worker, tuple]]:
+        from multiprocessing.connection import wait
+
+        by_conn = {w.conn: w for w in self.workers}
+        while True:
+            for conn in wait(list(by_conn), timeout=1.0):
+                worker = by_conn[conn]
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    code = worker.process.wait()
+                    raise RuntimeError(f"{worker.name} ended (exit code {code})") from None
+                if message[0] == "error":
+                    _, kind, text, trace = message
+                    if kind == "UsageError":
+                        raise UsageError(text)
+                    raise RuntimeError(f"{worker.name} failed: {kind}: {text}\n{trace}")
+                yield worker, message
+
+    def run(
+        self, jobs: list[tuple[Any, list[int], int | None]], params: dict, per_seq: int
+    ) -> Iterator[tuple[Any, str]]:
+        messages = self._messages()
+        while not all(w.ready for w in self.workers):
+            worker, _ = next(messages)  # ("ready",): load errors surface here
+            worker.ready = True
+        self.calls += 1
+        call = self.calls
+        for wid, worker in enumerate(self.workers):
+            worker.conn.send(("generate", call, params, per_seq, jobs[wid :: len(self.workers)]))
+        finished = 0
+        for _, message in messages:
+            if message[0] == "done" and message[1] == call:
+                yield message[2], message[3]
+            elif message[0] == "finished" and message[1] == call:
+                finished += 1
+                if finished == len(self.workers):
+                    return
+
+    def close(self, wait: bool = True) -> None:
+        """Ask the workers to exit (`wait`: between calls) or end them now (in the middle of a call)."""
+        for worker in self.workers:
+            if wait:
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+            worker.conn.close()  # a worker that reads or writes it next exits
+            try:
+                worker.process.wait(timeout=5 if wait else 0.1)
+            except subprocess.TimeoutExpired:
+                worker.process.terminate()
+                worker.process.wait(timeout=5)
+
+
+# ----------------------------------------------------------------------------- the generator
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class LlamaCppGenerator:
+    """`Generator` over llama.cpp for a .gguf file, batched, in `workers` processes."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        workers: int | None = None,
+        threads: int = 1,
+        batch_size: int = 8,
+        flash_attn: bool = False,
+        device: str | None = None,
+        name: str | None = None,
+        progress: bool = True,
+        verbose: bool | None = None,
+    ) -> None:
+        """Load `model` (a .gguf file, or a directory holding one).
+
+        workers: processes, each with its own copy of the model (default: cores // threads).
+        threads: threads per process (default 1).
+        batch_size: sequences decoded together in each process (default 8).
+        flash_attn: use flash attention (off by default: it changes greedy outputs).
+        device: only "cpu" (this backend does not offload to a GPU).
+        name: the identity used in cache keys; default `llamacpp:<resolved .gguf path>`, so that the
+            transformers backend's outputs for the same file (de-quantized weights) are not mixed in.
+        """
+        for option, value in (("threads", threads), ("batch_size", batch_size), ("workers", workers or 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"llamacpp backend: {option} must be a whole number >= 1, got {value!r}")
+        if device not in (None, "cpu"):
+            raise UsageError(
+                f"llamacpp backend: device {device!r}: it runs on the CPU; use --backend vllm or transformers on a GPU"
+            )
+        lib = _import_llama_cpp()
+        from pgrpo import log
+
+        self.verbose = log.verbose() if verbose is None else verbose
+        _quiet(self.verbose)
+        self.path = _gguf_path(model)
+        self.name = name or f"llamacpp:{self.path}"
+        self.workers = workers or max(1, _cores() // threads)
+        self.threads = threads
+        self.batch_size = batch_size
+        self.flash_attn = flash_attn
+        self.progress = progress
+        self._options = {
+            "threads": threads,
+            "batch_size": batch_size,
+            "flash_attn": flash_attn,
+            "verbose": self.verbose,
+        }
+        self._decoder: Decoder | None = None
+        self._pool: _Pool | None = None
+        if self.workers == 1:
+            self._decoder = Decoder(self.path, **self._options)
+            self.tokenizer = self._decoder.tokenizer
+            self.n_ctx_train = self._decoder.n_ctx_train
+        else:
+            lib.llama_backend_init()
+            vocab_model = _load_model(lib, self.path, vocab_only=True)
+            self._vocab_model = vocab_model
+            self.tokenizer = GGUFTokenizer(lib, vocab_model)
+            self.n_ctx_train = _context_length(lib, vocab_model)
+            self._pool = _Pool(self.path, self.workers, self._options)  # loads while the caller prepares
+
+    def render(self, prompt: Prompt) -> str:
+        """The text the model sees: a string as is, messages through the GGUF's chat template."""
+        if not is_chat(prompt):
+            return prompt
+        if self.tokenizer.chat_template is None:
+            raise ValueError(f"{self.name} has no chat template: pass plain string prompts instead")
+        return self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True)
+
+    def _encode(self, prompt: Prompt) -> list[int]:
+        # A rendered chat template holds its special tokens already (as in the transformers backend).
+        tokens = self.tokenizer.encode(self.render(prompt), add_special_tokens=not is_chat(prompt))
+        if not tokens:
+            raise ValueError("an empty prompt: the model needs at least one token to continue")
+        return tokens
+
+    def generate(
+        self, prompts: list[Prompt], params: SamplingParams, on_result: OnResult | None = None
+    ) -> list[list[str]]:
+        """`on_result(i, texts)` is called as soon as all of prompt i's samples are done."""
+        from tqdm.auto import tqdm
+
+        encoded = [self._encode(p) for p in prompts]
+        if not encoded:
+            return []
+        longest = max(len(t) for t in encoded)
+        if longest >= self.n_ctx_train:
+            raise ValueError(
+                f"a prompt of {longest} tokens does not fit the model's context of {self.n_ctx_train} tokens"
+            )
+        need = longest + params.max_tokens
+        per_seq = min(self.n_ctx_train, -(-need // CONTEXT_STEP) * CONTEXT_STEP)
+        per_prompt = 1 if params.greedy else params.n
+        jobs = [
+            ((i, j), tokens, None if params.greedy else _sample_seed(params.seed + j, tokens))
+            for i, tokens in enumerate(encoded)
+            for j in range(per_prompt)
+        ]
+        settings = asdict(params)
+        texts: list[list[str | None]] = [[None] * per_prompt for _ in prompts]
+        left = [per_prompt] * len(prompts)
+        results: list[list[str]] = [[] for _ in prompts]
+        if self._decoder is None and self._pool is None:
+            self._pool = _Pool(self.path, self.workers, self._options)
+        engine = self._decoder.run if self._decoder is not None else self._pool.run  # type: ignore[union-attr]
+        bar = tqdm(
+            total=len(prompts),
+            desc="generate",
+            unit="prompt",
+            file=sys.stderr,
+            disable=None if self.progress else True,
+        )
+        try:
+            for (i, j), text in engine(jobs, settings, per_seq):
+                texts[i][j] = text
+                left[i] -= 1
+                if left[i] == 0:
+                    results[i] = texts[i] * params.n if params.greedy else texts[i]  # type: ignore[assignment]
+                    bar.update()
+                    if on_result is not None:
+                        on_result(i, results[i])
+        except BaseException:
+            self._reset()  # workers hold a half-done call: start fresh ones next time
+            raise
+        finally:
+            bar.close()
+        return results
+
+    def _reset(self) -> None:
+        if self._pool is not None:
+            self._pool.close(wait=False)
+            self._pool = None  # the next call starts fresh workers
+        elif self._decoder is not None and self._decoder.ctx is not None:
+            self._decoder.lib.llama_memory_clear(self._decoder.lib.llama_get_memory(self._decoder.ctx), True)
+
+    def close(self) -> None:
+        """Stop the worker processes (they also end with this process)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
+
+    def __repr__(self) -> str:
+        return (
+            f"LlamaCppGenerator({str(self.path)!r}, workers={self.workers}, threads={self.threads}, "
+            f"batch_size={self.batch_size}, flash_attn={self.flash_attn})"
+        )
