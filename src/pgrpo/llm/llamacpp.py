@@ -62,14 +62,13 @@ def _quiet(verbose: bool) -> None:
 
 
 def _gguf_path(model: str) -> Path:
+    """The .gguf file `model` names, or the one inside the directory `model`."""
     path = Path(model).expanduser()
     if path.is_dir():
         found = sorted(path.glob("*.gguf"))
-        if len(found) != 1:
-            raise UsageError(
-                f"{model}: the llamacpp backend needs one .gguf file; this directory holds {len(found)}"
-            )
-        path = found[0]
+        if len(found) > 1:
+            raise UsageError(f"{model} holds {len(found)} .gguf files: pass the one to load")
+        path = found[0] if found else path
     if path.suffix != ".gguf" or not path.is_file():
         raise UsageError(f"{model}: the llamacpp backend loads a .gguf file (use --backend transformers)")
     return path.resolve()
