@@ -192,6 +192,6 @@ class LengthScorer:
 def untrained_scorer(backbone_path: str | Path, seed: int = 0, **scorer_options) -> LocalScorer:
     """Baseline: the backbone with a fresh classification head drawn with `seed` (what training starts
     from). `scorer_options` go to `LocalScorer.from_model` (batch_size, device, max_length, template)."""
-    model, tokenizer = load_reward_backbone(backbone_path, seed=seed)
+    model, tokenizer = load_reward_backbone(backbone_path, seed=seed, where="--backbone")
     name = f"untrained {Path(backbone_path).name} (seed {seed})"
     return LocalScorer.from_model(model, tokenizer, name=name, **scorer_options)

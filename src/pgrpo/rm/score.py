@@ -134,13 +134,15 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[i
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
 
 
-def load_reward_backbone(path: str | Path, seed: int = 0, dtype: Any = None) -> tuple[Any, Any]:
+def load_reward_backbone(
+    path: str | Path, seed: int = 0, dtype: Any = None, where: str = "model"
+) -> tuple[Any, Any]:
     """(model, tokenizer) for `path` with a one-output sequence-classification head.
 
     A trained reward model loads as it was saved; any other causal LM or encoder gets a fresh head drawn
     with `seed` (the global random state is left as it was), and the EOS token as padding where the
-    tokenizer has no pad token."""
-    model, tokenizer, _ = _load(path, seed=seed, dtype=dtype)
+    tokenizer has no pad token. A directory that does not load is a UsageError naming `where`."""
+    model, tokenizer, _ = _load(path, seed=seed, dtype=dtype, where=where)
     return model, tokenizer
 
 
@@ -162,7 +164,21 @@ def quiet_weight_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _load(path: str | Path, seed: int = 0, dtype: Any = None, loading_info: bool = False):
+def _load(
+    path: str | Path, seed: int = 0, dtype: Any = None, loading_info: bool = False, where: str = "model"
+):
+    from pgrpo.options import UsageError
+
+    try:
+        return _load_unchecked(path, seed, dtype, loading_info)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:  # incl. a head of another shape
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(
+            f"{where} {path}: cannot load it as a model with a one-output score head ({first})"
+        ) from None
+
+
+def _load_unchecked(path: str | Path, seed: int, dtype: Any, loading_info: bool):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -249,11 +265,7 @@ def load_reward_model(path: str | Path, where: str = "reward model", dtype: Any 
     from pgrpo.options import UsageError
 
     check_model_directory(path, where)
-    try:
-        model, tokenizer, info = _load(path, dtype=dtype, loading_info=True)
-    except (OSError, ValueError, RuntimeError) as e:  # a head of another shape: a size mismatch
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"{where} {path}: cannot load it as a one-output reward model ({first})") from None
+    model, tokenizer, info = _load(path, dtype=dtype, loading_info=True, where=where)
     prefix = getattr(model, "base_model_prefix", "") + "."
     fresh = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(prefix))
     if fresh:

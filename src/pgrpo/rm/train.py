@@ -96,6 +96,7 @@ class RMTrainConfig:
         "runs/rm",
         "output directory: the trained model, its tokenizer, pgrpo_rm.json, and checkpoint-N/ while training",
         flag="--out",
+        required=True,  # on the command line; "runs/rm" only for configs built in Python
     )
     epochs: float = option(1.0, "passes over the training pairs", range=POSITIVE)
     max_steps: int = option(
@@ -281,7 +282,7 @@ def train_reward_model(
         eval_overlap = check_overlap(eval_pairs, trained_on, where, allow=cfg.allow_overlap)
     bf16 = _cuda_bf16() if cfg.bf16 is None else cfg.bf16
 
-    model, tokenizer = load_reward_backbone(cfg.backbone, seed=cfg.seed)
+    model, tokenizer = load_reward_backbone(cfg.backbone, seed=cfg.seed, where="--backbone")
     max_length = max_positions(model, cfg.max_length)
     train_set, cut, identical = _dataset(train_pairs, tokenizer, max_length, cfg.margin)
     if len(train_set) == 0:
