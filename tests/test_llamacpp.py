@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from pgrpo.cli import main
-from pgrpo.llm import SamplingParams, has_chat_template, load_generator, takes_on_result, truncate_at_stop
+from pgrpo.llm import (
+    SamplingParams,
+    has_chat_template,
+    load_generator,
+    pick_backend,
+    takes_on_result,
+    truncate_at_stop,
+)
 from pgrpo.options import UsageError
 
 PROMPTS = [  # HumanEval-style instruct prompts, short enough for 24 new tokens to say something
@@ -177,6 +184,14 @@ def test_eval_runs_with_the_llamacpp_backend(capsys, tmp_path):
     )
     assert rc == 0, err
     assert (tmp_path / "run").exists()
+
+
+@needs_model
+def test_auto_picks_llamacpp_for_a_gguf_file_and_transformers_for_a_model_directory(tmp_path):
+    assert pick_backend(str(GGUF)) == "llamacpp"
+    assert pick_backend(str(GGUF.parent)) == "llamacpp"  # a directory holding one .gguf file
+    (tmp_path / "config.json").write_text("{}")
+    assert pick_backend(str(tmp_path)) == "transformers"
 
 
 @needs_model

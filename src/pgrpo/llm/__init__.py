@@ -172,12 +172,23 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _is_gguf(model: str) -> bool:
+    """A .gguf file, or a directory holding one .gguf file and no config.json."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return not (path / "config.json").exists() and len(list(path.glob("*.gguf"))) == 1
+    return path.suffix == ".gguf" and path.is_file()
+
+
 def pick_backend(model: str) -> str:
-    """`openai` for an http(s) URL, `vllm` when it is installed and CUDA is there, else `transformers`."""
+    """`openai` for an http(s) URL, `vllm` when it is installed and CUDA is there, `llamacpp` for a .gguf
+    file when llama-cpp-python is installed, else `transformers`."""
     if model.startswith(("http://", "https://")):
         return "openai"
     if importlib.util.find_spec("vllm") is not None and _cuda_available():
         return "vllm"
+    if _is_gguf(model) and importlib.util.find_spec("llama_cpp") is not None:
+        return "llamacpp"
     return "transformers"
 
 

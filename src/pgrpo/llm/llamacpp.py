@@ -53,6 +53,13 @@ def _import_llama_cpp() -> Any:
         import llama_cpp
     except ImportError:
         raise UsageError(INSTALL_HINT) from None
+    if not hasattr(llama_cpp, "llama_memory_seq_rm") or not hasattr(
+        llama_cpp, "LLAMA_FLASH_ATTN_TYPE_DISABLED"
+    ):
+        raise UsageError(
+            f"the llamacpp backend needs llama-cpp-python >= 0.3.36, found {llama_cpp.__version__}: "
+            "pip install -U -e '.[llamacpp]'"
+        )
     return llama_cpp
 
 
