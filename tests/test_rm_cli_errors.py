@@ -234,6 +234,14 @@ def test_a_backbone_without_a_trained_head_is_refused_everywhere(encoder, pairs,
     refused(["rm", "serve", "--model", encoder, "--port", str(_free_port())], capsys, "--model", "score head")
 
 
+def test_a_backbone_that_does_not_load_is_one_line(pairs, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama"}')
+    argv = ["rm", "train", "--pairs", str(pairs), "--backbone", str(broken), "--out", str(tmp_path / "rm")]
+    refused(argv, capsys, "--backbone", str(broken), "cannot load it")
+
+
 def test_a_trained_reward_model_passes_the_check(reward_model):
     from pgrpo.rm.score import check_reward_model
 
