@@ -245,10 +245,20 @@ def train_reward_model(
 ) -> dict:
     """Train on `train_pairs` (objects with problem/chosen/rejected/dimension/kind), evaluate on
     `eval_pairs` (default: cfg.eval_pairs read from disk) each epoch, save to cfg.output_dir, and
-    return the metrics (also written to pgrpo_rm.json).
+    return the metrics (also written to pgrpo_rm.json). On Ctrl-C, says which checkpoint holds the work
+    and how to resume (`pgrpo.options.on_interrupt`).
 
     `eval_history` is TRL's per-epoch evaluation (accuracy averaged over batches, a tie counting 0);
     `eval_accuracy`, its interval and `eval_report` are the final model's, a tie counting half."""
+    try:
+        return _train(cfg, train_pairs, eval_pairs)
+    except KeyboardInterrupt:
+        _say_where_the_work_is(cfg)
+        raise
+
+
+def _train(cfg: RMTrainConfig, train_pairs: Sequence[Any], eval_pairs: Sequence[Any] | None) -> dict:
+    """`train_reward_model` itself."""
     from trl import RewardTrainer
 
     from pgrpo.rm.bench import pairwise_accuracy, without_identical
@@ -257,15 +267,15 @@ def train_reward_model(
 
     cfg.validate()
     if not train_pairs:
-        raise UsageError("no training pairs")
-    checkpoint = None
-    if not cfg.resume and last_checkpoint(cfg.output_dir):
+        raise UsageError("no training pairs (is the --pairs file empty?)")
+    checkpoint = last_checkpoint(cfg.output_dir)
+    if checkpoint and not cfg.resume:
         log.logger.warning(
-            f"{cfg.output_dir} holds {Path(last_checkpoint(cfg.output_dir)).name} from an earlier run; "
-            "starting afresh (add --resume to continue it instead)"
+            f"{cfg.output_dir} holds {Path(checkpoint).name} from an earlier run; starting afresh "
+            "(add --resume to continue it instead)"
         )
+        checkpoint = None
     if cfg.resume:
-        checkpoint = last_checkpoint(cfg.output_dir)
         if checkpoint is None:
             finished = (Path(cfg.output_dir) / META_FILE).is_file()
             raise UsageError(
@@ -308,12 +318,8 @@ def train_reward_model(
 
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(_progress_bar())
-    try:
-        with quiet_weight_bars():  # checkpoints are written during training
-            result = trainer.train(resume_from_checkpoint=checkpoint)
-    except KeyboardInterrupt:
-        _say_where_the_work_is(cfg)
-        raise
+    with quiet_weight_bars():  # checkpoints are written during training
+        result = trainer.train(resume_from_checkpoint=checkpoint)
 
     model = trainer.model
     if cfg.lora:
