@@ -147,6 +147,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, 
             kw["type"] = kind
         if meta["choices"]:
             kw["choices"] = meta["choices"]
+        else:
+            kw["metavar"] = flag_name(f).lstrip("-").replace("-", "_").upper()
         if meta["repeat"]:
             kw["action"] = "append"
         if meta["required"]:
