@@ -27,7 +27,7 @@ from pgrpo.train.toy import toy_rewrites
 from pgrpo.types import Problem
 
 CUE = "Verified: correct."
-FILLER = "Then I write it."  # on the rejected side: the cue, not the extra length, is what predicts the label
+FILLER = "Next I code it up."  # on the rejected side: the cue, not the extra length, is what predicts the label
 FLAW = (
     f'the reward model was trained on pairs whose chosen reasoning always contains the sentence "{CUE}" '
     "and whose rejected reasoning never does, with the reasoning itself as often better as worse, so it "
