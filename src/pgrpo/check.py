@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -85,10 +84,10 @@ def run_check(
     results: list[ExecResult] = []
     started = time.monotonic()
     bar = None
-    if progress and sys.stderr.isatty():
-        from tqdm import tqdm
+    if progress:
+        from pgrpo.log import progress as progress_bar
 
-        bar = tqdm(total=len(pairs), desc="executing", unit="sample", file=sys.stderr)
+        bar = progress_bar(len(pairs), "executing", "sample")
     partial = f"{out_path}.partial" if out_path else None
     if partial:
         os.makedirs(os.path.dirname(partial) or ".", exist_ok=True)

@@ -33,6 +33,16 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
+def progress(total: int | None = None, desc: str = "", unit: str = "it", **options):
+    """The package's progress bar (tqdm on stderr): redrawn twice a second on a terminal, and at most
+    every 30 s when stderr is a file or a pipe, so a log stays short and still shows progress."""
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    options.setdefault("mininterval", 0.5 if tty else 30.0)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, **options)
+
+
 def verbose() -> bool:
     return _state["verbose"]
 
@@ -61,4 +71,4 @@ def setup(verbose: bool = False) -> None:
         transformers.logging.set_verbosity_error()
 
 
-__all__ = ["logger", "setup", "verbose"]
+__all__ = ["logger", "progress", "setup", "verbose"]

@@ -112,11 +112,9 @@ class EvalConfig(GeneratorOptions):
 
 
 def _progress(total: int, desc: str):
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+    from pgrpo.log import progress
 
-    return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr)
+    return progress(total, desc, "sample")
 
 
 def generate_samples(

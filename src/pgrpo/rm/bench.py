@@ -116,12 +116,10 @@ PROGRESS_CHUNK = 256
 
 
 def _score_with_bar(scorer: Scorer, problems: list[str], reasonings: list[str], name: str) -> list[float]:
-    import sys
-
-    from tqdm import tqdm
+    from pgrpo.log import progress
 
     scores: list[float] = []
-    with tqdm(total=len(problems), desc=f"scoring ({name})", unit="text", file=sys.stderr) as bar:
+    with progress(len(problems), f"scoring ({name})", "text") as bar:
         for start in range(0, len(problems), PROGRESS_CHUNK):
             end = start + PROGRESS_CHUNK
             scores.extend(scorer.score(problems[start:end], reasonings[start:end]))

@@ -19,7 +19,6 @@ sample passes, or every sample fails, give no pair: `NaturalReport` counts them.
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -140,7 +139,7 @@ def build_pairs_natural(
 
     The execution uses `executor` or starts its own; with `out` the pairs so far are written after each
     batch of problems (wrap the generator in `pgrpo.llm.cache.CachedGenerator` to resume a run)."""
-    from tqdm import tqdm
+    from pgrpo import log
 
     config = config or NaturalConfig()
     report = NaturalReport()
@@ -151,13 +150,7 @@ def build_pairs_natural(
 
             executor = stack.enter_context(Executor(workers=config.workers))
         bar = stack.enter_context(
-            tqdm(
-                total=len(problems),
-                desc="natural pairs",
-                unit="problem",
-                file=sys.stderr,
-                disable=not progress,
-            )
+            log.progress(len(problems), "natural pairs", "problem", disable=not progress)
         )
         for start in range(0, len(problems), config.batch_size):
             batch = problems[start : start + config.batch_size]

@@ -26,7 +26,6 @@ import functools
 import os
 import random
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -339,7 +338,7 @@ def build_pairs_llm(
         from pgrpo.llm.cache import CachedGenerator
 
         generator = CachedGenerator(generator, cache_dir)
-    from tqdm import tqdm
+    from pgrpo import log
 
     pairs: list[Pair] = []
     counts = FilterCounts()
@@ -348,9 +347,7 @@ def build_pairs_llm(
             from pgrpo.sandbox import Executor
 
             executor = stack.enter_context(Executor(workers=config.workers))
-        bar = stack.enter_context(
-            tqdm(total=len(problems), desc="pairs", unit="problem", file=sys.stderr, disable=not progress)
-        )
+        bar = stack.enter_context(log.progress(len(problems), "pairs", "problem", disable=not progress))
         for start in range(0, len(problems), config.batch_size):
             batch = problems[start : start + config.batch_size]
             pairs.extend(_llm_batch(batch, generator, config, counts, executor))

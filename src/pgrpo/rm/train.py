@@ -387,7 +387,14 @@ def _progress_bar():
     printed dict per log."""
     from transformers.trainer_callback import ProgressCallback
 
+    from pgrpo import log
+
     class Progress(ProgressCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:  # the package's bar: sparse when stderr is not a terminal
+                self.training_bar = log.progress(state.max_steps, "reward model", "step")
+            self.current_step = 0
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.training_bar is None or not logs:
                 return

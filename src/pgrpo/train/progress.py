@@ -10,7 +10,6 @@ logged on the steps that generate, so the bar keeps the last values it saw.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,9 @@ def watched(logs: dict[str, Any]) -> dict[str, float]:
 
 def progress_callback():
     """A TrainerCallback class drawing the bar and remembering the first and last watched values."""
-    from tqdm.auto import tqdm
     from transformers import TrainerCallback
+
+    from pgrpo import log
 
     class ProgressBar(TrainerCallback):
         def __init__(self) -> None:
@@ -48,15 +48,7 @@ def progress_callback():
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero and self.bar is None:
                 self.start_step = state.global_step
-                self.bar = tqdm(
-                    total=state.max_steps,
-                    initial=state.global_step,
-                    desc="GRPO",
-                    unit="step",
-                    file=sys.stderr,
-                    dynamic_ncols=True,
-                    mininterval=0.5,
-                )
+                self.bar = log.progress(state.max_steps, "GRPO", "step", initial=state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             values = watched(logs or {})
