@@ -21,12 +21,11 @@ import collections
 import json
 import os
 import statistics
-import sys
 import time
 from dataclasses import asdict, replace
 
 from pgrpo.jsonl import write_jsonl
-from pgrpo.log import logger
+from pgrpo.log import logger, progress
 from pgrpo.options import on_interrupt
 from pgrpo.outputs import Output, check_outputs, write_text
 from pgrpo.prompting import TrainedPrompt
@@ -157,16 +156,9 @@ def run_method(
     efficiency: Efficiency,
 ) -> tuple[dict, list[dict], list[dict]]:
     """(summary, per-problem rows, tree rows) of one method."""
-    from tqdm import tqdm
-
     t0 = time.monotonic()
-    with tqdm(  # closed before an interruption is reported, so that line starts a line of its own
-        total=len(tasks),
-        desc=name,
-        unit="problem",
-        file=sys.stderr,
-        mininterval=1 if sys.stderr.isatty() else 30,
-    ) as bar:
+    # closed before an interruption is reported, so that line starts a line of its own
+    with progress(total=len(tasks), desc=name, unit="problem") as bar:
         outcomes = drive(tasks, METHODS[name], cfg, backends, executor, cfg.resolved_budget(), progress=bar)
     search_s = time.monotonic() - t0
     t0 = time.monotonic()
