@@ -163,7 +163,12 @@ def _one_line(e: BaseException) -> str:
     """An OS error as `PATH: reason`, anything else as its message."""
     if isinstance(e, OSError) and e.strerror:
         return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
-    return str(e)
+    from pgrpo import log
+
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    if len(lines) == 1 or log.verbose():
+        return "\n".join(lines)
+    return f"{lines[0]} (the whole message with --verbose)"
 
 
 def main(argv: list[str] | None = None) -> int:

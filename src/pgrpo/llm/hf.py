@@ -39,6 +39,19 @@ def _locate(model: str, gguf_file: str | None) -> tuple[str, str | None]:
 
 
 @contextlib.contextmanager
+def _unloadable(model: str) -> Iterator[None]:
+    """transformers' refusals to load (a directory with a config but no tokenizer or weights, a
+    corrupt file) as one line naming the model; their messages run over several lines."""
+    from pgrpo.options import UsageError
+
+    try:
+        yield
+    except (OSError, ValueError, KeyError) as e:
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise UsageError(f"--model {model}: transformers cannot load it: {first}") from e
+
+
+@contextlib.contextmanager
 def _load_bars(show: bool) -> Iterator[None]:
     """transformers' loading bars (GGUF de-quantizing, weights) only on a terminal: in a log file each
     redraw is another line."""
@@ -107,7 +120,7 @@ class TransformersGenerator:
         self.progress = progress
 
         load = {"gguf_file": gguf} if gguf else {}
-        with _load_bars(progress and sys.stderr.isatty()):
+        with _load_bars(progress and sys.stderr.isatty()), _unloadable(model):
             self.tokenizer = AutoTokenizer.from_pretrained(
                 directory, trust_remote_code=trust_remote_code, **load
             )
