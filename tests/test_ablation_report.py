@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pgrpo.options import UsageError
 from pgrpo.train.ablation_report import bootstrap_mean, hacking_tests, write_report
 from pgrpo.train.flawed import FLAW, with_cue
 
@@ -138,6 +139,23 @@ def test_missing_run_is_reported_not_skipped(ablation):
     assert "seed 2, arm flawed-rm, variant posterior: no run directory" in text
     # the difference uses only the seeds where both variants ran
     assert _difference(report, "rm", "posterior", "additive")["units"] == 4
+
+
+def test_other_directories_cut_metrics_and_a_bad_config(ablation):
+    (ablation / "seed-0" / "warm-start" / "policy").mkdir(parents=True)  # a seed's shared models: not a run
+    metrics = ablation / "seed-0" / "rm" / "posterior" / "grpo" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 21, "loss"')  # an interrupted run's last line
+    report = write_report(ablation, resamples=100, plots=False)
+    assert report["missing"] == []
+    run = next(f for f in report["runs"] if (f["seed"], f["arm"], f["variant"]) == (0, "rm", "posterior"))
+    assert run["notes"] == ["grpo/metrics.jsonl line 21 is not JSON and was left out"]
+    assert run["hacking"]["generation_steps"] == 10
+    text = (ablation / "report.md").read_text()
+    assert "seed 0, arm rm, variant posterior: grpo/metrics.jsonl line 21 is not JSON" in text
+    assert "`rm_accuracy`): seed 0: 0.900, seed 1: 0.900." in text
+    (ablation / "config.json").write_text("{not json")
+    with pytest.raises(UsageError, match="config.json: not readable JSON"):
+        write_report(ablation, plots=False)
 
 
 def test_report_files_plots_flaw_and_cue(ablation):

@@ -56,6 +56,7 @@ class Run:
     summary: dict
     held_out: list[dict]  # {"id", "before": {"passed", "completion"}, "after": {...}}
     metrics: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what is wrong with the run short of its being missing
 
     def passed(self, when: str) -> dict[str, float]:
         return {r["id"]: float(bool(r[when]["passed"])) for r in self.held_out}
@@ -67,24 +68,18 @@ class Run:
 # ----------------------------------------------------------------------------- reading the directory
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path.name} unreadable ({e})") from None
-
-
 def _expected(root: Path, config: dict) -> tuple[list[int], list[str], list[str]]:
-    """The grid of runs that should exist: config.json's lists, plus anything else found on disk."""
-    seeds = {
-        int(p.name.removeprefix("seed-")) for p in root.glob("seed-*") if re.fullmatch(r"seed-\d+", p.name)
-    }
-    seeds |= {int(s) for s in config.get("seeds", [])}
-    arms = list(config.get("arms") or [a for a in ARMS if any(root.glob(f"seed-*/{a}"))])
-    arms += sorted({p.name for p in root.glob("seed-*/*") if p.is_dir()} - set(arms))
-    variants = list(config.get("variants") or VARIANTS)
-    variants += sorted({p.name for p in root.glob("seed-*/*/*") if p.is_dir()} - set(variants))
-    return sorted(seeds), arms, variants
+    """The grid of runs that should exist: config.json's lists, plus any other run found on disk (a
+    directory seed-S/ARM/VARIANT holding a summary.json; other directories, such as a seed's shared
+    models, are not runs)."""
+    found = [p.parent for p in root.glob("seed-*/*/*/summary.json")]
+    found = [p for p in found if re.fullmatch(r"seed-\d+", p.parent.parent.name)]
+    seeds = sorted({int(s) for s in config.get("seeds", [])} | {int(p.parent.parent.name[5:]) for p in found})
+    arms = list(config.get("arms") or ())
+    arms += sorted({p.parent.name for p in found} - set(arms), key=lambda a: (a not in ARMS, a))
+    variants = list(config.get("variants") or ())
+    variants += sorted({p.name for p in found} - set(variants), key=lambda v: (v not in VARIANTS, v))
+    return seeds, arms, variants
 
 
 def load_runs(directory: str | Path) -> tuple[dict, list[Run], list[dict]]:
@@ -92,7 +87,12 @@ def load_runs(directory: str | Path) -> tuple[dict, list[Run], list[dict]]:
     root = Path(directory)
     if not root.is_dir():
         raise UsageError(f"ablation directory {root} does not exist")
-    config = _read_json(root / "config.json") if (root / "config.json").exists() else {}
+    config = {}
+    if (root / "config.json").exists():
+        try:
+            config = json.loads((root / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{root / 'config.json'}: not readable JSON ({e})") from None
     runs, missing = [], []
     seeds, arms, variants = _expected(root, config)
     for seed in seeds:
@@ -107,25 +107,36 @@ def load_runs(directory: str | Path) -> tuple[dict, list[Run], list[dict]]:
 
 
 def _load_run(where: Path, seed: int, arm: str, variant: str) -> Run:
+    """One run; a ValueError (the reason it counts as missing) when it has no usable results."""
     if not where.is_dir():
         raise ValueError("no run directory")
     for name in ("summary.json", "held_out.jsonl"):
         if not (where / name).exists():
             raise ValueError(f"no {name}")
-    summary = _read_json(where / "summary.json")
+    try:
+        summary = json.loads((where / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"summary.json unreadable ({e})") from None
     try:
         held_out = [json.loads(line) for line in (where / "held_out.jsonl").read_text().splitlines() if line]
         for row in held_out:
             row["id"], row["before"]["passed"], row["after"]["passed"]  # noqa: B018 - the fields we need
-    except (ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"held_out.jsonl unreadable ({type(e).__name__}: {e})") from None
     if not held_out:
         raise ValueError("held_out.jsonl is empty")
+    run = Run(seed, arm, variant, summary, held_out)
     metrics_path = where / "grpo" / "metrics.jsonl"
-    metrics = []
-    if metrics_path.exists():
-        metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    return Run(seed, arm, variant, summary, held_out, metrics)
+    if not metrics_path.exists():
+        run.notes.append("no grpo/metrics.jsonl (no curves, no hacking test)")
+        return run
+    for lineno, line in enumerate(metrics_path.read_text().splitlines(), 1):
+        try:
+            if line.strip():
+                run.metrics.append(json.loads(line))
+        except ValueError:  # an interrupted run can leave a cut line; the others still count
+            run.notes.append(f"grpo/metrics.jsonl line {lineno} is not JSON and was left out")
+    return run
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -230,7 +241,7 @@ def _run_facts(run: Run) -> dict:
         "cue_rate_after": cue_rate(run.completions("after")),
         "cue_rate_after_failing": cue_rate(failing_after) if failing_after else None,
         "hacking": hacking_tests(run.metrics),
-        "has_metrics": bool(run.metrics),
+        "notes": run.notes,
     }
 
 
@@ -464,6 +475,19 @@ def _arm_section(arm: str, stats: dict, facts: list[dict], plot: str | None) -> 
             f"| {variant} | {' | '.join(cells)} | {_f(v['before']['mean'])} | {_ci(v['after'])} | "
             f"{_ci(v['gain'], '+.3f')} |"
         )
+    accuracy = {}
+    for f in facts:
+        if f["rm_accuracy"] is not None:
+            accuracy.setdefault(f["seed"], f["rm_accuracy"])
+    if accuracy:
+        shown = ", ".join(
+            f"seed {seed}: " + (f"{a:.3f}" if isinstance(a, (int, float)) else json.dumps(a))
+            for seed, a in sorted(accuracy.items())
+        )
+        lines += [
+            "",
+            f"Reward model accuracy, as the runner recorded it (summary.json `rm_accuracy`): {shown}.",
+        ]
     start = stats["same_start"]
     differing = [s for s, same in start.items() if not same]
     lines += [
@@ -565,12 +589,10 @@ def render_markdown(report: dict) -> str:
     ]
     lines += [f"- seed {m['seed']}, arm {m['arm']}, variant {m['variant']}: {m['reason']}" for m in missing]
     lines += ["None: every run of the grid was read."] if not missing else []
-    no_metrics = [f for f in runs if not f["has_metrics"]]
-    lines += [
-        f"- seed {f['seed']}, arm {f['arm']}, variant {f['variant']}: no grpo/metrics.jsonl (no curves, "
-        "no hacking test)"
-        for f in no_metrics
+    notes = [
+        f"- seed {f['seed']}, arm {f['arm']}, variant {f['variant']}: {n}" for f in runs for n in f["notes"]
     ]
+    lines += ["", "Runs read with a problem:", "", *notes] if notes else []
     for arm, stats in report["arms"].items():
         facts = [f for f in runs if f["arm"] == arm]
         lines += ["", *_arm_section(arm, stats, facts, report["plots"].get(arm))]
