@@ -44,8 +44,8 @@ INSTALL_HINT = (
 )
 CONTEXT_STEP = 256
 """Per-sequence context sizes are rounded up to this, so calls of similar lengths reuse one context."""
-PREFILL_TOKENS = 1024
-"""Tokens per decode call at most (n_batch): running sequences' next tokens plus pending prompt tokens."""
+PREFILL_TOKENS = 512
+"""Prompt tokens per decode call (llama.cpp's n_batch and n_ubatch); longer prompts take several."""
 
 
 def _import_llama_cpp() -> Any:
@@ -120,12 +120,24 @@ class GGUFTokenizer:
 
     def __init__(self, llama_cpp: Any, model: Any) -> None:
         self._llama_cpp = llama_cpp
+        self._model = model  # the vocabulary lives in it
         self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_ctx_train = _context_length(llama_cpp, model)
+        """The model's training context (from the metadata: a vocab-only load leaves n_ctx_train at 0)."""
         template = llama_cpp.llama_model_chat_template(model, None)
         self.chat_template: str | None = template.decode() if template else None
         self.bos_token = self._piece(llama_cpp.llama_vocab_bos(self._vocab))
         self.eos_token = self._piece(llama_cpp.llama_vocab_eos(self._vocab))
         self._compiled = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, verbose: bool = False) -> GGUFTokenizer:
+        """The tokenizer of the .gguf file `path`, without its weights."""
+        lib = _import_llama_cpp()
+        _quiet(verbose)
+        lib.llama_backend_init()
+        tokenizer = cls(lib, _load_model(lib, Path(path), vocab_only=True))
+        return tokenizer
 
     def _piece(self, token: int) -> str:
         if token < 0:
@@ -204,16 +216,14 @@ def _compile_template(template: str) -> Any:
 class _Sequence:
     """One running sequence in a context slot (its sequence id)."""
 
-    def __init__(self, key: Any, tokens: list[int], seed: int | None, slot: int) -> None:
+    def __init__(self, key: Any, slot: int, sampler: Any) -> None:
         self.key = key
-        self.pending = list(tokens)  # prompt tokens not yet decoded
-        self.pos = 0
-        self.seed = seed
         self.slot = slot
-        self.sampler: Any = None
-        self.batch_index = -1  # where its logits are in the last decode's outputs
+        self.sampler = sampler  # None: greedy
+        self.pos = 0  # tokens in its KV cells
+        self.output = -1  # where its logits are in the last decode's outputs
         self.new = 0  # tokens generated
-        self.next_token = -1  # the last generated token, decoded in the next step
+        self.last = -1  # the last generated token, fed in the next step
         self.text = bytearray()
 
 
@@ -228,13 +238,13 @@ class Decoder:
         self.model = _load_model(self.lib, path, vocab_only=False)
         self.vocab = self.lib.llama_model_get_vocab(self.model)
         self.tokenizer = GGUFTokenizer(self.lib, self.model)
-        self.n_ctx_train = self.lib.llama_model_n_ctx_train(self.model)
+        self.n_ctx_train = self.tokenizer.n_ctx_train
         self.threads = threads
         self.batch_size = min(batch_size, self.lib.llama_max_parallel_sequences())
         self.flash_attn = flash_attn
         self.ctx: Any = None
         self.per_seq = 0
-        self.batch = self.lib.llama_batch_init(PREFILL_TOKENS, 0, 1)
+        self.batch = self.lib.llama_batch_init(max(PREFILL_TOKENS, self.batch_size), 0, 1)
         self.greedy = self.lib.llama_sampler_init_greedy()
         self._piece = (ctypes.c_char * 256)()
 
@@ -247,8 +257,7 @@ class Decoder:
             self.lib.llama_free(self.ctx)
         params = self.lib.llama_context_default_params()
         params.n_ctx = per_seq * self.batch_size
-        params.n_batch = PREFILL_TOKENS
-        params.n_ubatch = min(512, PREFILL_TOKENS)
+        params.n_batch = params.n_ubatch = max(PREFILL_TOKENS, self.batch_size)
         params.n_seq_max = self.batch_size
         params.kv_unified = False
         params.n_threads = params.n_threads_batch = self.threads
@@ -281,72 +290,78 @@ class Decoder:
             n = self.lib.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, False)
         return bytes(buffer[:n])
 
+    def _decode(self, feeds: list[tuple[_Sequence, list[int], bool]]) -> None:
+        """One llama_decode of (sequence, tokens, want the last token's logits) for each feed."""
+        batch, n = self.batch, 0
+        for seq, tokens, logits in feeds:
+            for token in tokens:
+                batch.token[n] = token
+                batch.pos[n] = seq.pos
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = seq.slot
+                batch.logits[n] = False
+                seq.pos += 1
+                n += 1
+            batch.logits[n - 1] = logits
+            seq.output = n - 1
+        batch.n_tokens = n
+        status = self.lib.llama_decode(self.ctx, batch)
+        if status != 0:
+            raise RuntimeError(
+                f"llama_decode failed with status {status} ({len(feeds)} sequences, {n} tokens)"
+            )
+
+    def _step(self, seq: _Sequence, params: dict, per_seq: int) -> bool:
+        """Pick `seq`'s next token from the last decode; True when the sequence is finished."""
+        token = self.lib.llama_sampler_sample(seq.sampler or self.greedy, self.ctx, seq.output)
+        if self.lib.llama_vocab_is_eog(self.vocab, token):
+            return True
+        seq.text += self._piece_bytes(token)
+        seq.new += 1
+        seq.last = token
+        stop = params["stop"]
+        if stop and any(s in seq.text.decode("utf-8", "ignore") for s in stop if s):
+            return True
+        return seq.new >= params["max_tokens"] or seq.pos >= per_seq
+
     def run(
         self, jobs: list[tuple[Any, list[int], int | None]], params: dict, per_seq: int
     ) -> Iterator[tuple[Any, str]]:
-        """Yield (key, text) for each job (key, prompt tokens, seed or None for greedy) as it finishes."""
-        lib = self.lib
-        ctx = self._context(per_seq)
-        memory = lib.llama_get_memory(ctx)
-        stop = tuple(params["stop"])
+        """Yield (key, text) for each job (key, prompt tokens, seed or None for greedy) as it finishes.
+
+        A new prompt is read alone, in decodes of PREFILL_TOKENS (llama.cpp's n_ubatch), and only the
+        one-token steps are batched: a prompt split at other places, or read together with other
+        sequences' tokens, can change the logits in the last bits and so flip a greedy choice."""
+        self._context(per_seq)
+        memory = self.lib.llama_get_memory(self.ctx)
         todo = list(reversed(jobs))
         free = list(reversed(range(self.batch_size)))
         running: list[_Sequence] = []
-        batch = self.batch
+
+        def finish(seq: _Sequence) -> tuple[Any, str]:
+            self.lib.llama_memory_seq_rm(memory, seq.slot, -1, -1)
+            free.append(seq.slot)
+            if seq.sampler is not None:
+                self.lib.llama_sampler_free(seq.sampler)
+            return seq.key, truncate_at_stop(seq.text.decode("utf-8", "replace"), params["stop"])
+
         while todo or running:
             while todo and free:
                 key, tokens, seed = todo.pop()
-                seq = _Sequence(key, tokens, seed, free.pop())
-                if seed is not None:
-                    seq.sampler = self._sampler(params, seed)
-                running.append(seq)
-            # One decode: each decoding sequence's last token, then pending prompt tokens up to the budget.
-            n = 0
-            budget = PREFILL_TOKENS - sum(1 for s in running if not s.pending)
-            for seq in running:
-                seq.batch_index = -1
-                if seq.pending:
-                    tokens = seq.pending[: max(0, budget)]
-                    budget -= len(tokens)
-                    del seq.pending[: len(tokens)]
-                    last = not seq.pending  # the prompt's last token: its logits give the first new token
+                seq = _Sequence(key, free.pop(), None if seed is None else self._sampler(params, seed))
+                for start in range(0, len(tokens), PREFILL_TOKENS):
+                    chunk = tokens[start : start + PREFILL_TOKENS]
+                    self._decode([(seq, chunk, start + PREFILL_TOKENS >= len(tokens))])
+                if self._step(seq, params, per_seq):
+                    yield finish(seq)
                 else:
-                    tokens, last = [seq.next_token], True
-                for token in tokens:
-                    batch.token[n] = token
-                    batch.pos[n] = seq.pos
-                    batch.n_seq_id[n] = 1
-                    batch.seq_id[n][0] = seq.slot
-                    batch.logits[n] = False
-                    seq.pos += 1
-                    n += 1
-                if tokens and last:
-                    batch.logits[n - 1] = True
-                    seq.batch_index = n - 1
-            batch.n_tokens = n
-            status = lib.llama_decode(ctx, batch)
-            if status != 0:
-                raise RuntimeError(f"llama_decode failed with status {status} ({len(running)} sequences)")
-            for seq in list(running):
-                if seq.batch_index < 0:
-                    continue
-                token = lib.llama_sampler_sample(seq.sampler or self.greedy, ctx, seq.batch_index)
-                done = lib.llama_vocab_is_eog(self.vocab, token)
-                if not done:
-                    seq.text += self._piece_bytes(token)
-                    seq.new += 1
-                    seq.next_token = token
-                    if stop:
-                        text = seq.text.decode("utf-8", "ignore")
-                        done = any(s in text for s in stop if s)
-                    done = done or seq.new >= params["max_tokens"] or seq.pos >= per_seq
-                if done:
-                    running.remove(seq)
-                    lib.llama_memory_seq_rm(memory, seq.slot, -1, -1)
-                    free.append(seq.slot)
-                    if seq.sampler is not None:
-                        lib.llama_sampler_free(seq.sampler)
-                    yield seq.key, truncate_at_stop(seq.text.decode("utf-8", "replace"), stop)
+                    running.append(seq)
+            if running:
+                self._decode([(seq, [seq.last], True) for seq in running])
+                for seq in list(running):
+                    if self._step(seq, params, per_seq):
+                        running.remove(seq)
+                        yield finish(seq)
 
     def close(self) -> None:
         if self.ctx is not None:
@@ -517,7 +532,7 @@ class LlamaCppGenerator:
             raise UsageError(
                 f"llamacpp backend: device {device!r}: it runs on the CPU; use --backend vllm or transformers on a GPU"
             )
-        lib = _import_llama_cpp()
+        _import_llama_cpp()
         from pgrpo import log
 
         self.verbose = log.verbose() if verbose is None else verbose
@@ -542,11 +557,8 @@ class LlamaCppGenerator:
             self.tokenizer = self._decoder.tokenizer
             self.n_ctx_train = self._decoder.n_ctx_train
         else:
-            lib.llama_backend_init()
-            vocab_model = _load_model(lib, self.path, vocab_only=True)
-            self._vocab_model = vocab_model
-            self.tokenizer = GGUFTokenizer(lib, vocab_model)
-            self.n_ctx_train = _context_length(lib, vocab_model)
+            self.tokenizer = GGUFTokenizer.from_file(self.path, self.verbose)
+            self.n_ctx_train = self.tokenizer.n_ctx_train
             self._pool = _Pool(self.path, self.workers, self._options)  # loads while the caller prepares
 
     def render(self, prompt: Prompt) -> str:
