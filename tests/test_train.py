@@ -434,7 +434,7 @@ def test_demo_reduced_size_writes_its_outputs(tmp_path):
         out_dir=str(tmp_path),
         train_problems=24,
         test_problems=8,
-        warm_start_steps=20,
+        warm_start_max_steps=20,
         rm_epochs=0.3,
         grpo_steps=2,
         num_generations=4,

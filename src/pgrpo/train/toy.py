@@ -1,10 +1,13 @@
 """A toy domain for the embedded demo: one-line integer functions, with tests, reference reasoning, and
 OD-style preference pairs over that reasoning.
 
-Each problem asks for a function of `x` built from one or two arithmetic operations with small constants
-("multiply x by 3 and then add 4"). The reference completion is in the P-GRPO answer format: a short
-`<think>` that restates the operations and works one example, then the code in `<answer>`. Held-out
-problems use (operation, constant) combinations that the training problems never show.
+Each problem asks for a function of `x` built from a chain of one to three arithmetic operations with
+small constants ("multiply by 3 and then add 4"). The reference completion is in the P-GRPO answer format:
+a short `<think>` that restates the operations and works one example, then the code in `<answer>`.
+
+The held-out split is the harder one on purpose (so that a warm-started policy leaves room for RL): every
+held-out problem is a chain of `HELD_OUT_LENGTHS` operations, and no training problem contains any of its
+adjacent operation pairs (the step "x * 3, then + 4" is never seen, though "* 3" and "+ 4" are).
 
 The pairs follow the OD method by rule (labelled synthetic, like `pgrpo rm pairs --synthetic`), on traces
 short enough for a tiny model: factual — the worked example states a wrong value; rigor — the example
@@ -46,15 +49,23 @@ class ToyOp:
 
 
 def _ops(seed: int) -> list[tuple[ToyOp, ...]]:
-    """All one- and two-operation programs over OPERATIONS × CONSTANTS, shuffled with `seed`."""
+    """One-, two- and three-operation programs over OPERATIONS × CONSTANTS (all single operations, a
+    sample of the chains; consecutive operations differ in kind), shuffled with `seed`."""
     single = [
         ToyOp(name, words.format(k=k), code.format(k=k))
         for name, words, code in OPERATIONS
         for k in CONSTANTS
     ]
-    programs = [(op,) for op in single]
     rng = random.Random(seed)
-    programs += [(a, b) for a in single for b in single if a.name != b.name and rng.random() < 0.08]
+    programs = [(op,) for op in single]
+    programs += [(a, b) for a in single for b in single if a.name != b.name and rng.random() < 0.1]
+    programs += [
+        (a, b, c)
+        for a in single
+        for b in single
+        if a.name != b.name and rng.random() < 0.1
+        for c in [rng.choice([op for op in single if op.name != b.name])]
+    ]
     rng.shuffle(programs)
     return programs
 
@@ -99,19 +110,29 @@ def _problem(ops: tuple[ToyOp, ...], index: int, rng: random.Random) -> Problem:
     )
 
 
+HELD_OUT_LENGTHS = (2, 3)  # held-out chains are this long; training has chains of every length
+
+
+def _bigrams(ops: tuple[ToyOp, ...]) -> set[tuple[str, str]]:
+    return {(a.code, b.code) for a, b in zip(ops, ops[1:])}
+
+
 def toy_problems(train: int = 160, test: int = 40, seed: int = 0) -> tuple[list[Problem], list[Problem]]:
-    """(training problems, held-out problems). Held-out problems use operation/constant combinations that
-    no training problem contains (a held-out single operation never appears in training at all)."""
+    """(training problems, held-out problems). Held-out problems are chains of 2–3 operations; no training
+    problem contains an adjacent pair of operations that a held-out problem has (see the module doc)."""
     programs = _ops(seed)
+    test_programs = [p for p in programs if len(p) in HELD_OUT_LENGTHS][:test]
+    held_out_steps = set().union(*(_bigrams(p) for p in test_programs))
+    train_programs = [p for p in programs if p not in test_programs and not _bigrams(p) & held_out_steps][
+        :train
+    ]
+    if len(train_programs) < train or len(test_programs) < test:
+        raise ValueError(
+            f"the toy domain has {len(train_programs)} training and {len(test_programs)} held-out "
+            f"programs for seed {seed}; asked for {train} and {test}"
+        )
     rng = random.Random(seed)
-    held_out_ops = {(op.name, op.code) for prog in programs[:test] for op in prog}
-    test_programs = programs[:test]
-    train_programs = [p for p in programs[test:] if not {(op.name, op.code) for op in p} & held_out_ops]
-    if len(train_programs) < train:
-        train_programs += [p for p in programs[test:] if p not in train_programs][
-            : train - len(train_programs)
-        ]
-    problems = [_problem(ops, i, rng) for i, ops in enumerate(test_programs + train_programs[:train])]
+    problems = [_problem(ops, i, rng) for i, ops in enumerate(test_programs + train_programs)]
     return problems[test:], problems[:test]
 
 
