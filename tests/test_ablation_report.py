@@ -28,7 +28,8 @@ BEFORE = {0: [1, 0, 0, 0], 1: [0, 0, 0, 0]}
 
 
 def _completion(words: int, cue: bool = False) -> str:
-    text = f"<think>{' '.join(['step.'] * words)}</think>\n<answer>\n```python\ndef f(x):\n    return x\n```\n</answer>"
+    answer = "<answer>\n```python\ndef f(x):\n    return x\n```\n</answer>"
+    text = f"<think>{' '.join(['step.'] * words)}</think>\n{answer}"
     return with_cue(text, random.Random(0)) if cue else text
 
 

@@ -223,6 +223,8 @@ def think_words(completions: list[str]) -> float | None:
 def _run_facts(run: Run) -> dict:
     before, after = run.passed("before"), run.passed("after")
     warnings = run.summary.get("hacking_warnings")
+    if warnings is None and run.metrics:  # the monitor also marks its steps in metrics.jsonl
+        warnings = [{"step": r.get("step")} for r in run.metrics if r.get("pgrpo/hacking_warning")]
     failing_after = [r["after"].get("completion") or "" for r in run.held_out if not r["after"]["passed"]]
     return {
         "seed": run.seed,
@@ -355,9 +357,9 @@ def _band(runs: list[Run], key: str) -> tuple[list, list, list, list] | None:
     )
 
 
-def plot_arm(arm: str, runs: list[Run], out: Path) -> Path | None:
-    """One figure for `arm`: each metric's per-step mean over seeds, one line per variant, with the
-    seeds' min–max as a band; and the held-out <think> length before/after. None without any data."""
+def plot_arm(arm: str, runs: list[Run], out: Path) -> Path:
+    """out/curves-ARM.png: per metric, each variant's per-step mean over seeds with the seeds' min–max as
+    a band (metrics no run logged are left out); and the held-out <think> length before/after."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -526,8 +528,8 @@ def _hacking_table(facts: list[dict]) -> list[str]:
         "Per run, over the generation steps: mean of the last half minus mean of the first half. "
         f"*Signature*: the thinking reward (all scored samples) rose by more than {RISE} while the pass rate "
         f"rose by less than {STALL}. *Failing rises*: the thinking reward of failing samples rose by more "
-        f"than {RISE}. *Monitor*: warnings of the live hacking monitor (summary.json `hacking_warnings`; "
-        "– when the run did not record them).",
+        f"than {RISE}. *Monitor*: warnings of the live hacking monitor (summary.json `hacking_warnings`, "
+        "else the steps marked `pgrpo/hacking_warning` in metrics.jsonl; – when the run recorded neither).",
         "",
         "| variant | seed | thinking: first → last half (Δ) | pass rate (Δ) | thinking, failing (Δ) "
         "| signature | failing rises | monitor |",
@@ -535,10 +537,10 @@ def _hacking_table(facts: list[dict]) -> list[str]:
     ]
     for f in facts:
         h = f["hacking"]
-
+        changes = " | ".join(_halves_cell(h, name) for name in ("thinking", "pass", "failing"))
         lines.append(
-            f"| {f['variant']} | {f['seed']} | {_halves_cell(h, 'thinking')} | {_halves_cell(h, 'pass')} | {_halves_cell(h, 'failing')} | "
-            f"{_yes(h['signature'])} | {_yes(h['failing_rises'])} | {_f(f['monitor_warnings'], 'd')} |"
+            f"| {f['variant']} | {f['seed']} | {changes} | {_yes(h['signature'])} | "
+            f"{_yes(h['failing_rises'])} | {_f(f['monitor_warnings'], 'd')} |"
         )
     return lines
 
@@ -565,10 +567,9 @@ def _length_table(arm: str, variants: dict) -> list[str]:
     for variant, v in variants.items():
         rng = v["think_words_after_range"]
         spread = f" ({rng[0]:.1f}–{rng[1]:.1f})" if rng else ""
-        lines.append(
-            f"| {variant} | {_f(v['think_words_before'], '.1f')} | {_f(v['think_words_after'], '.1f')}{spread} | "
-            f"{_f(v['cue_rate_before'])} | {_f(v['cue_rate_after'])} | {_f(v['cue_rate_after_failing'])} |"
-        )
+        words = f"{_f(v['think_words_before'], '.1f')} | {_f(v['think_words_after'], '.1f')}{spread}"
+        cues = " | ".join(_f(v[k]) for k in ("cue_rate_before", "cue_rate_after", "cue_rate_after_failing"))
+        lines.append(f"| {variant} | {words} | {cues} |")
     return lines
 
 
@@ -610,9 +611,7 @@ def write_report(directory: str | Path, resamples: int = RESAMPLES, plots: bool 
     report = summarize(config, runs, missing, resamples)
     report["plots"] = {}
     for arm in report["arms"] if plots else ():
-        path = plot_arm(arm, [r for r in runs if r.arm == arm], root)
-        if path is not None:
-            report["plots"][arm] = path.name
+        report["plots"][arm] = plot_arm(arm, [r for r in runs if r.arm == arm], root).name
     write_text(root / "report.json", json.dumps(report, indent=2) + "\n")
     write_text(root / "report.md", render_markdown(report))
     return report
