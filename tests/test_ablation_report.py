@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pgrpo.eval.passk import bootstrap_interval
 from pgrpo.options import UsageError
 from pgrpo.train.ablation_report import bootstrap_mean, hacking_tests, write_report
 from pgrpo.train.flawed import FLAW, with_cue
@@ -124,6 +125,9 @@ def test_paired_differences_and_intervals(ablation):
 def test_bootstrap_is_degenerate_when_all_units_agree():
     assert bootstrap_mean([1.0] * 7) == {"mean": 1.0, "low": 1.0, "high": 1.0, "units": 7}
     assert bootstrap_mean([])["mean"] is None
+    passes = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    stat = bootstrap_mean(passes, resamples=500)
+    assert (stat["low"], stat["high"]) == bootstrap_interval([(1, int(p)) for p in passes], 1, resamples=500)
 
 
 def test_missing_run_is_reported_not_skipped(ablation):

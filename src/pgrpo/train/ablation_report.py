@@ -145,7 +145,8 @@ def _load_run(where: Path, seed: int, arm: str, variant: str) -> Run:
 def bootstrap_mean(
     values: list[float], resamples: int = RESAMPLES, level: float = 0.95, seed: int = 0
 ) -> dict:
-    """The mean of `values` and a percentile bootstrap interval for it (units resampled with replacement)."""
+    """The mean of `values` and a percentile bootstrap interval for it (units resampled with replacement):
+    for 0/1 passes, the same numbers as `pgrpo.eval.passk.bootstrap_interval` (the demo's interval)."""
     if not values:
         return {"mean": None, "low": None, "high": None, "units": 0}
     data = np.asarray(values, dtype=float)
