@@ -95,11 +95,19 @@ def _write_run(root: Path, arm: str, variant: str, seed: int, after: list[int]) 
 
 @pytest.fixture
 def ablation(tmp_path: Path) -> Path:
-    config = {"seeds": list(SEEDS), "arms": ["rm", "flawed-rm"], "variants": list(VARIANTS)}
+    # as `pgrpo ablate` writes it: the flawed arm runs additive and posterior only
+    by_arm = {"rm": list(VARIANTS), "flawed-rm": ["additive", "posterior"]}
+    config = {
+        "seeds": list(SEEDS),
+        "arms": list(by_arm),
+        "variants": list(VARIANTS),
+        "variants_by_arm": by_arm,
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
-    for arm in ("rm", "flawed-rm"):
+    for arm, variants in by_arm.items():
         for (_, variant, seed), after in AFTER.items():
-            _write_run(tmp_path, arm, variant, seed, after)
+            if variant in variants:
+                _write_run(tmp_path, arm, variant, seed, after)
     return tmp_path
 
 
@@ -135,10 +143,13 @@ def test_missing_run_is_reported_not_skipped(ablation):
     report = write_report(ablation, resamples=100, plots=False)
     assert report["missing"] == [{"seed": 1, "arm": "rm", "variant": "additive", "reason": "no summary.json"}]
     # the seed-2 runs the config promises are missing too
-    config = json.loads((ablation / "config.json").read_text())
-    (ablation / "config.json").write_text(json.dumps({**config, "seeds": [0, 1, 2]}))
+    runs = [{"seed": s, "arm": "rm", "variant": v} for s in (0, 1, 2) for v in VARIANTS]
+    runs += [
+        {"seed": s, "arm": "flawed-rm", "variant": v} for s in (0, 1, 2) for v in ("additive", "posterior")
+    ]
+    (ablation / "config.json").write_text(json.dumps({"runs": runs}))
     report = write_report(ablation, resamples=100, plots=False)
-    assert sum(m["seed"] == 2 for m in report["missing"]) == 6
+    assert sum(m["seed"] == 2 for m in report["missing"]) == 5
     text = (ablation / "report.md").read_text()
     assert "seed 1, arm rm, variant additive: no summary.json" in text
     assert "seed 2, arm flawed-rm, variant posterior: no run directory" in text
@@ -157,9 +168,9 @@ def test_other_directories_cut_metrics_and_a_bad_config(ablation):
     assert run["hacking"]["generation_steps"] == 10
     text = (ablation / "report.md").read_text()
     assert "seed 0, arm rm, variant posterior: grpo/metrics.jsonl line 21 is not JSON" in text
-    assert "`rm_accuracy`): seed 0: 0.900, seed 1: 0.900." in text
+    assert "Reward model, summary.json `rm_accuracy`: seed 0: 0.900, seed 1: 0.900." in text
     (ablation / "config.json").write_text("{not json")
-    with pytest.raises(UsageError, match="config.json: not readable JSON"):
+    with pytest.raises(UsageError, match="config.json: not readable JSON with the ablation's grid"):
         write_report(ablation, plots=False)
 
 
@@ -175,7 +186,10 @@ def test_report_files_plots_flaw_and_cue(ablation):
     assert not list(ablation.glob("*.tmp-*"))
     flawed = report["arms"]["flawed-rm"]["variants"]
     assert (flawed["additive"]["cue_rate_before"], flawed["additive"]["cue_rate_after"]) == (0.0, 1.0)
-    assert flawed["posterior"]["cue_rate_after"] == 0.0
+    assert flawed["posterior"]["cue_rate_after"] == 0.0 and "outcome" not in flawed
+    assert [(d["a"], d["b"]) for d in report["arms"]["flawed-rm"]["differences"]] == [
+        ("posterior", "additive")
+    ]
     words = report["arms"]["rm"]["variants"]
     assert words["posterior"]["think_words_after"] == 6 and words["outcome"]["think_words_after"] == 10
     runs = {(f["arm"], f["variant"], f["seed"]): f for f in report["runs"]}

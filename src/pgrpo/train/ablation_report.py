@@ -1,8 +1,8 @@
 """The ablation's report: what `pgrpo ablate` measured, with paired statistics, curves and the hacking tests.
 
-Reads DIR/config.json (`seeds`, `arms`, `variants`: the runs that should exist) and each run's
-DIR/seed-S/ARM/VARIANT/{summary.json, held_out.jsonl, grpo/metrics.jsonl}; writes DIR/report.json,
-DIR/report.md and one PNG of curves per arm. Runs are paired: within a seed, every variant starts from the
+Reads DIR/config.json (`runs`, or `seeds` × `arms` × `variants_by_arm`/`variants`: the runs that should
+exist) and each run's DIR/seed-S/ARM/VARIANT/{summary.json, held_out.jsonl, grpo/metrics.jsonl}; writes
+DIR/report.json, DIR/report.md and one PNG of curves per arm. Runs are paired: within a seed, every variant starts from the
 same warm-start policy and scores with the same reward model, and is evaluated on the same held-out
 problems, so a variant's effect is measured per (seed, problem) unit. Intervals are percentile bootstraps
 over those units (problems and seeds resampled together, not separately: with 3 seeds the seed-to-seed
@@ -28,6 +28,7 @@ from pgrpo.train.flawed import FLAW, cue_rate
 
 ARMS = ("rm", "flawed-rm")
 VARIANTS = ("outcome", "additive", "posterior")
+RM_FACTS = ("rm_accuracy", "rm_accuracy_on_toy_pairs", "cue_preference")  # shown as summary.json has them
 COMPARISONS = (("posterior", "outcome"), ("posterior", "additive"))
 RESAMPLES = 2000
 RISE = 0.05  # a half-to-half change in a thinking reward above this is a rise
@@ -68,18 +69,30 @@ class Run:
 # ----------------------------------------------------------------------------- reading the directory
 
 
-def _expected(root: Path, config: dict) -> tuple[list[int], list[str], list[str]]:
-    """The grid of runs that should exist: config.json's lists, plus any other run found on disk (a
-    directory seed-S/ARM/VARIANT holding a summary.json; other directories, such as a seed's shared
-    models, are not runs)."""
+def _grid(root: Path, config: dict) -> list[tuple[int, str, str]]:
+    """The (seed, arm, variant) runs that should exist: config.json's `runs`, else its `seeds` × `arms` ×
+    `variants_by_arm` (or `variants`); plus any other run found on disk (a directory seed-S/ARM/VARIANT
+    holding a summary.json; other directories, such as a seed's shared models, are not runs)."""
+    if "runs" in config:
+        grid = [(int(r["seed"]), str(r["arm"]), str(r["variant"])) for r in config["runs"]]
+    else:
+        by_arm = config.get("variants_by_arm") or {}
+        grid = [
+            (int(seed), arm, variant)
+            for seed in config.get("seeds", [])
+            for arm in config.get("arms", [])
+            for variant in by_arm.get(arm, config.get("variants", VARIANTS))
+        ]
     found = [p.parent for p in root.glob("seed-*/*/*/summary.json")]
-    found = [p for p in found if re.fullmatch(r"seed-\d+", p.parent.parent.name)]
-    seeds = sorted({int(s) for s in config.get("seeds", [])} | {int(p.parent.parent.name[5:]) for p in found})
-    arms = list(config.get("arms") or ())
-    arms += sorted({p.parent.name for p in found} - set(arms), key=lambda a: (a not in ARMS, a))
-    variants = list(config.get("variants") or ())
-    variants += sorted({p.name for p in found} - set(variants), key=lambda v: (v not in VARIANTS, v))
-    return seeds, arms, variants
+    on_disk = sorted(
+        (int(p.parent.parent.name[5:]), p.parent.name, p.name)
+        for p in found
+        if re.fullmatch(r"seed-\d+", p.parent.parent.name)
+    )
+    grid += [run for run in on_disk if run not in grid]
+    arm_order = {a: i for i, a in enumerate(dict.fromkeys([*ARMS, *(a for _, a, _ in grid)]))}
+    variant_order = {v: i for i, v in enumerate(dict.fromkeys([*VARIANTS, *(v for _, _, v in grid)]))}
+    return sorted(set(grid), key=lambda r: (r[0], arm_order[r[1]], variant_order[r[2]]))
 
 
 def load_runs(directory: str | Path) -> tuple[dict, list[Run], list[dict]]:
@@ -91,18 +104,19 @@ def load_runs(directory: str | Path) -> tuple[dict, list[Run], list[dict]]:
     if (root / "config.json").exists():
         try:
             config = json.loads((root / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise UsageError(f"{root / 'config.json'}: not readable JSON ({e})") from None
+            grid = _grid(root, config)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UsageError(
+                f"{root / 'config.json'}: not readable JSON with the ablation's grid ({e})"
+            ) from None
+    else:
+        grid = _grid(root, config)
     runs, missing = [], []
-    seeds, arms, variants = _expected(root, config)
-    for seed in seeds:
-        for arm in arms:
-            for variant in variants:
-                where = root / f"seed-{seed}" / arm / variant
-                try:
-                    runs.append(_load_run(where, seed, arm, variant))
-                except ValueError as e:
-                    missing.append({"seed": seed, "arm": arm, "variant": variant, "reason": str(e)})
+    for seed, arm, variant in grid:
+        try:
+            runs.append(_load_run(root / f"seed-{seed}" / arm / variant, seed, arm, variant))
+        except ValueError as e:
+            missing.append({"seed": seed, "arm": arm, "variant": variant, "reason": str(e)})
     return config, runs, missing
 
 
@@ -235,7 +249,7 @@ def _run_facts(run: Run) -> dict:
         "pass_at_1_before": sum(before.values()) / len(before),
         "pass_at_1_after": sum(after.values()) / len(after),
         "seconds": run.summary.get("seconds"),
-        "rm_accuracy": run.summary.get("rm_accuracy"),
+        **{k: run.summary.get(k) for k in RM_FACTS},
         "monitor_warnings": None if warnings is None else len(warnings),
         "monitor_first_warning": (warnings or [None])[0],
         "think_words_before": think_words(run.completions("before")),
@@ -478,19 +492,7 @@ def _arm_section(arm: str, stats: dict, facts: list[dict], plot: str | None) -> 
             f"| {variant} | {' | '.join(cells)} | {_f(v['before']['mean'])} | {_ci(v['after'])} | "
             f"{_ci(v['gain'], '+.3f')} |"
         )
-    accuracy = {}
-    for f in facts:
-        if f["rm_accuracy"] is not None:
-            accuracy.setdefault(f["seed"], f["rm_accuracy"])
-    if accuracy:
-        shown = ", ".join(
-            f"seed {seed}: " + (f"{a:.3f}" if isinstance(a, (int, float)) else json.dumps(a))
-            for seed, a in sorted(accuracy.items())
-        )
-        lines += [
-            "",
-            f"Reward model accuracy, as the runner recorded it (summary.json `rm_accuracy`): {shown}.",
-        ]
+    lines += _rm_facts(facts)
     start = stats["same_start"]
     differing = [s for s, same in start.items() if not same]
     lines += [
@@ -518,6 +520,23 @@ def _arm_section(arm: str, stats: dict, facts: list[dict], plot: str | None) -> 
     lines += _hacking_table(facts) + _length_table(arm, variants)
     if plot:
         lines += ["", "### Curves", "", f"![{arm}: per-step curves by variant]({plot})"]
+    return lines
+
+
+def _rm_facts(facts: list[dict]) -> list[str]:
+    """One line per reward-model fact the runner recorded, per seed (the model is shared by a seed's runs)."""
+    lines = []
+    for key in RM_FACTS:
+        by_seed = {}
+        for f in facts:
+            if f[key] is not None:
+                by_seed.setdefault(f["seed"], f[key])
+        if by_seed:
+            shown = ", ".join(
+                f"seed {seed}: " + (f"{v:.3f}" if isinstance(v, (int, float)) else json.dumps(v))
+                for seed, v in sorted(by_seed.items())
+            )
+            lines += ["", f"Reward model, summary.json `{key}`: {shown}."]
     return lines
 
 
