@@ -2,13 +2,13 @@
 
 Reads DIR/config.json (`runs`, or `seeds` × `arms` × `variants_by_arm`/`variants`: the runs that should
 exist) and each run's DIR/seed-S/ARM/VARIANT/{summary.json, held_out.jsonl, grpo/metrics.jsonl}; writes
-DIR/report.json, DIR/report.md and one PNG of curves per arm. Runs are paired: within a seed, every variant starts from the
-same warm-start policy and scores with the same reward model, and is evaluated on the same held-out
-problems, so a variant's effect is measured per (seed, problem) unit. Intervals are percentile bootstraps
-over those units (problems and seeds resampled together, not separately: with 3 seeds the seed-to-seed
-spread is shown, not estimated). A run that should exist and does not (or cannot be read) is listed as
-missing, never skipped in silence. `<think>` length is not logged per step; it is measured on the held-out
-completions before and after training.
+DIR/report.json, DIR/report.md and one PNG of curves per arm. Runs are paired: within a seed, every
+variant starts from the same warm-start policy, scores with the same reward model and is evaluated on the
+same held-out problems, so a variant's effect is measured per (seed, problem) unit. Intervals are
+percentile bootstraps over those units (problems and seeds resampled together: with 3 seeds the
+seed-to-seed spread is shown, not estimated). A run that should exist and does not (or cannot be read) is
+listed as missing, never skipped in silence. `<think>` length is not logged per step; it is measured on
+the held-out completions before and after training.
 """
 
 from __future__ import annotations
