@@ -1,4 +1,4 @@
-"""`pgrpo train` and `pgrpo demo`."""
+"""`pgrpo train`, `pgrpo demo` and `pgrpo ablate`."""
 
 from __future__ import annotations
 
@@ -54,13 +54,31 @@ def demo_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         on_interrupt(f"the demo does not resume; what it finished is in {cfg.out_dir}; rerun to start over")
         raise
-    keys = ("variant", "pass_at_1_before", "pass_at_1_after", "seconds")
+    keys = ("variant", "pass_at_1_before", "interval_before", "pass_at_1_after", "interval_after", "seconds")
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
+    return 0
+
+
+def ablate_command(args: argparse.Namespace) -> int:
+    from pgrpo.options import from_args, on_interrupt
+    from pgrpo.outputs import Output, check_outputs
+    from pgrpo.train.ablate import AblateConfig, run_ablation
+    from pgrpo.train.progress import quiet_library_bars
+
+    cfg = from_args(AblateConfig, args, flawed_rm=args.flawed_rm)
+    check_outputs([Output("--out", cfg.out_dir, directory=True)])
+    quiet_library_bars()
+    on_interrupt(
+        f"finished runs are kept in {cfg.out_dir} (each with its summary.json); the same command "
+        "continues from them (the run that was cut short starts over)"
+    )
+    run_ablation(cfg)
     return 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from pgrpo.options import add_options
+    from pgrpo.train.ablate import AblateConfig
     from pgrpo.train.demo import DemoConfig
 
     train = sub.add_parser(
@@ -82,3 +100,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_options(demo, DemoConfig)
     demo.set_defaults(func=demo_command)
+
+    ablate = sub.add_parser(
+        "ablate",
+        help="the demo's pipeline for reward variants x seeds, paired (one warm start and one reward model "
+        "per seed), and a report with intervals and curves",
+    )
+    add_options(ablate, AblateConfig)
+    ablate.add_argument(
+        "--flawed-rm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run additive and posterior with a reward model that has a known flaw (default: on)",
+    )
+    ablate.set_defaults(func=ablate_command)
