@@ -2,17 +2,20 @@
 
 llama-cpp-python's high-level `Llama` generates one prompt at a time, so this backend drives the
 low-level API: one context holds up to `batch_size` sequences, each with its own KV cells (its own
-sequence id), and every decode step feeds one new token of each running sequence (plus pending prompt
-tokens) in one `llama_batch`. A sequence that ends frees its cells for the next prompt (continuous
-batching). `workers` processes of `threads` threads each (default: one 1-thread process per core; two
-threads in one process lose much more to a busy neighbour than two processes do) take the prompts
-round-robin; with one worker the model runs in this process.
+sequence id), and each decode step feeds the next token of every running sequence in one `llama_batch`.
+A sequence that ends frees its cells and the next prompt takes its place (continuous batching); a new
+prompt is read alone, in 512-token decodes, because a prompt split differently or read beside other
+sequences' tokens can change the logits in their last bits and flip a greedy choice. So greedy texts do
+not depend on the batch size or the worker count (tests/test_llamacpp.py). `workers` processes of
+`threads` threads each (default: one 1-thread process per core; two threads in one process lose much
+more to a busy neighbour than two processes do) take the prompts round-robin; with one worker the
+model runs in this process.
 
 Sampling: greedy (temperature 0) decodes once per prompt and repeats the text n times; otherwise each
 of the n samples is its own sequence with a temperature -> top-p -> random-draw chain (no top-k, as in
-the other backends) seeded from (`SamplingParams.seed` + sample index, prompt tokens): a rerun gives the
-same samples whatever the batch size, the worker count or the prompt's place in the call, and the
-cache's shifted seed for a partly cached prompt continues the same sample numbering.
+the other backends) seeded from (`SamplingParams.seed` + sample index, prompt tokens): the seeds, and so the samples,
+do not depend on the batch size, the worker count or the prompt's place in the call, and the cache's
+shifted seed for a partly cached prompt continues the same sample numbering.
 
 Limits: CPU only (the transformers and vLLM backends serve the GPU); flash attention is off unless asked,
 since it changes greedy outputs; a prompt must fit the model's training context.
