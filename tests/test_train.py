@@ -427,6 +427,38 @@ def test_pgrpo_train_cli_names_a_bad_key(tmp_path):
     assert proc.returncode == 2 and "grpo.lr is not a field of trl.GRPOConfig" in proc.stderr
 
 
+def test_held_out_toy_problems_are_longer_chains_of_steps_never_trained_on():
+    from pgrpo.train.toy import HELD_OUT_LENGTHS, toy_problems
+
+    train, held_out = toy_problems(160, 100, seed=1)
+
+    def length(p):
+        return len(p.metadata["toy"]["ops"])
+
+    def steps(p):  # adjacent operations with their constants ("add 3", "multiply by 4")
+        words = p.metadata["toy"]["steps"]
+        return set(zip(words, words[1:]))
+
+    assert all(length(p) in HELD_OUT_LENGTHS for p in held_out)
+    assert {length(p) for p in train} == {1, 2, 3}  # training has every length
+    assert not set().union(*map(steps, train)) & set().union(*map(steps, held_out))
+    with pytest.raises(ValueError, match="asked for 900"):
+        toy_problems(900, 10, seed=0)
+
+
+def test_warm_start_stops_by_the_loss_rule_not_the_step_count():
+    from pgrpo.train.tiny import build_policy, build_tokenizer, warm_start
+
+    tokenizer = build_tokenizer([p.prompt + "\n" + reference_completion(p) for p in TRAIN])
+    prompts, answers = [p.prompt + "\n" for p in TRAIN], [reference_completion(p) for p in TRAIN]
+    model = build_policy(tokenizer, hidden=32, layers=1)
+    losses = warm_start(model, tokenizer, prompts, answers, steps=50, batch_size=4, target_loss=100.0)
+    assert len(losses) == 10  # the first full window of 10 steps is already below the target
+    model = build_policy(tokenizer, hidden=32, layers=1)
+    losses = warm_start(model, tokenizer, prompts, answers, steps=12, batch_size=4, target_loss=1e-6)
+    assert len(losses) == 12  # never reached: the cap
+
+
 def test_demo_reduced_size_writes_its_outputs(tmp_path):
     from pgrpo.train.demo import DemoConfig, run_demo
 
