@@ -22,14 +22,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from pgrpo.rm.bench import LengthScorer, markdown, pairwise_accuracy, run_bench, untrained_scorer  # noqa: E402
+from pgrpo.rm.http import HttpScorer, serve_scorer  # noqa: E402
 from pgrpo.rm.pairs import Pair, write_pairs  # noqa: E402
 from pgrpo.rm.score import (  # noqa: E402
     TEMPLATE,
-    HttpScorer,
     LocalScorer,
     ScorerUnavailable,
     format_input,
-    serve_scorer,
     to_unit,
 )
 from pgrpo.rm.train import RMTrainConfig, train_reward_model  # noqa: E402

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pgrpo.rm.score import serve_scorer
+from pgrpo.rm.http import serve_scorer
 from pgrpo.train import verl_reward
 from pgrpo.train.verl_reward import RewardUnavailable, compute_score, compute_score_batch
 from pgrpo.types import ExecResult, Verdict

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in argv
     if argv[:1] == ["serve"]:  # its flags belong to pgrpo.llm.serve
         args = argparse.Namespace(func=_serve, rest=[a for a in argv[1:] if a != "--verbose"])
-    elif argv[:2] == ["rm", "serve"]:  # and these to pgrpo.rm.score
+    elif argv[:2] == ["rm", "serve"]:  # and these to pgrpo.rm.http
         from pgrpo.rm.cli import serve_command
 
         args = argparse.Namespace(func=serve_command, rest=[a for a in argv[2:] if a != "--verbose"])

@@ -167,11 +167,11 @@ def bench_command(args: argparse.Namespace) -> int:
     from pgrpo.options import UsageError
     from pgrpo.outputs import write_text
     from pgrpo.rm.bench import LengthScorer, markdown, run_bench, untrained_scorer, without_identical
+    from pgrpo.rm.http import HttpScorer
     from pgrpo.rm.options import BenchOptions
     from pgrpo.rm.overlap import check_overlap
     from pgrpo.rm.pairs import read_pairs
     from pgrpo.rm.score import (
-        HttpScorer,
         LocalScorer,
         check_model_directory,
         check_reward_model,
@@ -220,7 +220,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from pgrpo.rm.score import main
+    from pgrpo.rm.http import main
 
     main(args.rest)
     return 0

@@ -96,7 +96,8 @@ def load_scorer(cfg: TrainConfig) -> Any:
 
     if not get_variant(cfg.reward.variant).uses_reward_model:
         return None
-    from pgrpo.rm.score import HttpScorer, LocalScorer, check_reward_model
+    from pgrpo.rm.http import HttpScorer
+    from pgrpo.rm.score import LocalScorer, check_reward_model
 
     # refused before the first step: a URL that does not score, a directory without a trained score head
     model, where = cfg.reward.model, f"{cfg.source}: reward.model"

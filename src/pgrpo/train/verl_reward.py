@@ -55,7 +55,8 @@ from pgrpo.rewards import (
     score_completions,
 )
 from pgrpo.rewards.compose import check_choice
-from pgrpo.rm.score import UNIT_METHODS, HttpScorer
+from pgrpo.rm.http import HttpScorer
+from pgrpo.rm.score import UNIT_METHODS
 from pgrpo.types import Problem
 
 log = logging.getLogger(__name__)
