@@ -195,9 +195,13 @@ def test_auto_picks_llamacpp_for_a_gguf_file_and_transformers_for_a_model_direct
 
 
 @needs_model
-def test_a_gpu_device_is_refused_in_one_sentence():
+def test_a_gpu_device_a_bad_count_and_an_unknown_option_are_refused_in_one_sentence():
     with pytest.raises(UsageError, match="runs on the CPU"):
         load_generator(str(GGUF), "llamacpp", device="cuda")
+    with pytest.raises(UsageError, match="workers must be a whole number >= 1, got 0"):
+        load_generator(str(GGUF), "llamacpp", workers=0)
+    with pytest.raises(UsageError, match="unknown option wokers; valid: workers"):
+        load_generator(str(GGUF), "llamacpp", wokers=2)
 
 
 @pytest.mark.slow

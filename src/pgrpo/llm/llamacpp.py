@@ -517,6 +517,7 @@ class LlamaCppGenerator:
         name: str | None = None,
         progress: bool = True,
         verbose: bool | None = None,
+        **unknown: Any,
     ) -> None:
         """Load `model` (a .gguf file, or a directory holding one).
 
@@ -528,7 +529,13 @@ class LlamaCppGenerator:
         name: the identity used in cache keys; default `llamacpp:<resolved .gguf path>`, so that the
             transformers backend's outputs for the same file (de-quantized weights) are not mixed in.
         """
-        for option, value in (("threads", threads), ("batch_size", batch_size), ("workers", workers or 1)):
+        if unknown:
+            raise UsageError(
+                f"llamacpp backend: unknown option {', '.join(sorted(unknown))}; valid: workers, threads, "
+                "batch_size, flash_attn, device, name, progress, verbose"
+            )
+        counts = {"threads": threads, "batch_size": batch_size, "workers": 1 if workers is None else workers}
+        for option, value in counts.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"llamacpp backend: {option} must be a whole number >= 1, got {value!r}")
         if device not in (None, "cpu"):
