@@ -76,6 +76,7 @@ class Paths:
         self.orps = self._orps("orps", json.dumps)
         self.orps_bad = self._orps("orps_bad", lambda row: "not JSON")
         self.toml_bad = self._write("bad.toml", "this is [not TOML\n")
+        self.ablation_bad = self._dir("ablation_bad", {"config.json": "{not json"})  # an earlier --out
         train_out = str(root / "outputs" / "train")
         self.toml_bad_type = self._toml("bad_type.toml", train_out, 'max_steps = "four"')
         self.toml = self._toml("good.toml", train_out)
@@ -572,6 +573,18 @@ def table(p: Paths) -> dict[str, dict[str, Cell | list[Cell] | NotApplicable]]:
                 Cell(["problems", "export", p.native, "--out", p.under_file], ("--out",)),
                 Cell(["problems", "export", p.native, "--out", p.a_dir], ("--out",)),
                 Cell(["problems", "export", p.mbpp, "--out", p.mbpp_file], ("--out",)),
+            ],
+        },
+        "ablate": {
+            "missing": NotApplicable("input", "reads no file but an earlier ablation's config.json in --out"),
+            "malformed": Cell(["ablate", "--out", p.ablation_bad], (p.ablation_bad, "config.json")),
+            "range": [
+                Cell(["ablate", "--out", str(out / "ablate"), "--steps", "0"], ("--steps",)),
+                Cell(["ablate", "--out", str(out / "ablate"), "--seeds", "1,x"], ("--seeds",)),
+            ],
+            "unwritable": [
+                Cell(["ablate", "--out", p.regular], ("--out",)),
+                Cell(["ablate", "--out", p.under_file], ("--out",)),
             ],
         },
         "sandbox info": {
