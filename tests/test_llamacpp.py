@@ -216,3 +216,19 @@ def test_the_chat_template_renders_and_tokenizes_as_transformers_does(one_by_one
         assert one_by_one.render(prompt) == text
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert one_by_one.tokenizer.encode(text, add_special_tokens=False) == ids
+
+
+@pytest.mark.slow
+@needs_model
+def test_greedy_humaneval_texts_at_256_tokens_match_one_by_one_and_batched_in_two_workers(one_by_one):
+    """The case that once differed: 16 prompts read together with other sequences flipped one text."""
+    from pgrpo.eval.prompts import build_prompt
+    from pgrpo.problems.humaneval import load_humaneval_package
+
+    prompts = [build_prompt(p, "instruct") for p in load_humaneval_package()[:16]]
+    params = SamplingParams(max_tokens=256)
+    batched = load_generator(str(GGUF), "llamacpp", workers=2, batch_size=8, progress=False)
+    try:
+        assert batched.generate(prompts, params) == one_by_one.generate(prompts, params)
+    finally:
+        batched.close()
