@@ -30,7 +30,9 @@ from pgrpo.rewards.compose import VARIANTS
 
 ARMS = ("rm", "flawed-rm")
 FLAWED_ARM_VARIANTS = ("additive", "posterior")  # outcome never reads a reward model: nothing to flaw
-DEFAULT_STEPS = 30  # 3 variants × 3 seeds + the flawed arm fit `make ablation`'s 30 minutes on 2 cores
+# the demo's: a run of the ablation is the demo for its seed and variant (3 variants × 3 seeds + the flawed
+# arm at 40 steps fit `make ablation`'s 30 minutes on 2 cores)
+DEFAULT_STEPS = 40
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
