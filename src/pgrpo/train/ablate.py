@@ -27,12 +27,13 @@ from typing import Any
 
 from pgrpo.options import ANY_INT, AT_LEAST_ONE, UsageError, check_options, option
 from pgrpo.rewards.compose import VARIANTS
+from pgrpo.train.demo import DemoConfig
 
 ARMS = ("rm", "flawed-rm")
 FLAWED_ARM_VARIANTS = ("additive", "posterior")  # outcome never reads a reward model: nothing to flaw
 # the demo's: a run of the ablation is the demo for its seed and variant (3 variants × 3 seeds + the flawed
 # arm at 40 steps fit `make ablation`'s 30 minutes on 2 cores)
-DEFAULT_STEPS = 40
+DEFAULT_STEPS = DemoConfig.grpo_steps
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
@@ -227,10 +228,11 @@ def run_one(cfg: Any, shared: Shared, arm: str, variant: str, out: Path, say: An
 def run_ablation(cfg: AblateConfig, base: Any = None) -> dict:
     """Every (seed, arm, variant) of `cfg` not done yet, then the report; `base` is the DemoConfig whose
     sizes the runs use (default: the demo's). Returns {"runs": [summaries], "report": ... or None}."""
-    from pgrpo.train.demo import DemoConfig, before_after_line
+    from pgrpo.train import demo
+    from pgrpo.train.demo import before_after_line
 
     start = time.perf_counter()
-    base = base or DemoConfig()
+    base = base or demo.DemoConfig()  # looked up at call time: tests run the pipeline at a smaller size
     base = replace(base, grpo_steps=cfg.grpo_steps)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
