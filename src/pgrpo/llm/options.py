@@ -36,7 +36,9 @@ class GeneratorOptions:
     )
     backend: str = option("auto", "generation backend", choices=BACKEND_CHOICES)
     batch_size: int | None = option(
-        None, "transformers: sequences per forward pass (default 8)", range=AT_LEAST_ONE
+        None,
+        "transformers: sequences per forward pass; llamacpp: sequences per worker process (default 8)",
+        range=AT_LEAST_ONE,
     )
     device: str | None = option(None, "transformers: cpu, cuda, cuda:1, ...")
     generator_options: dict | None = option(

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="pgrpo serve", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="model directory, .gguf file or (vllm) hub name")
     parser.add_argument(
-        "--backend", default="auto", choices=("auto", "transformers", "vllm"), help="generation backend"
+        "--backend", default="auto", choices=("auto", "transformers", "vllm", "llamacpp"), help="generation backend"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all)")
     parser.add_argument("--port", type=PORT.parse, default=8000, help="port to listen on (default 8000)")
