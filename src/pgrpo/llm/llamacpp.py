@@ -26,20 +26,19 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import multiprocessing
 import os
-import signal
-import subprocess
 import sys
-import traceback
 from array import array
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgrpo.llm import OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
 from pgrpo.options import UsageError
+
+if TYPE_CHECKING:
+    from pgrpo.llm.llamacpp_workers import Pool
 
 INSTALL_HINT = (
     "the llamacpp backend needs llama-cpp-python, which is not installed: pip install -e '.[llamacpp]' "
@@ -377,122 +376,13 @@ class Decoder:
             self.model = None
 
 
-# ----------------------------------------------------------------------------- worker processes
-
-
-def _worker_main(fd: int) -> None:
-    """A worker process: load the model, then decode each ("generate", call, params, per_seq, jobs) it is
-    sent, answering ("done", call, key, text) per job and ("finished", call) per call."""
-    from multiprocessing.connection import Connection
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends us
-    conn = Connection(fd)
-    try:
-        path, options = conn.recv()
-        decoder = Decoder(Path(path), **options)
-        conn.send(("ready",))
-        while (message := conn.recv()) is not None:
-            _, call, params, per_seq, jobs = message
-            for key, text in decoder.run(jobs, params, per_seq):
-                conn.send(("done", call, key, text))
-            conn.send(("finished", call))
-    except (EOFError, BrokenPipeError):
-        return  # the parent is gone
-    except BaseException as e:  # noqa: BLE001 - the parent raises it again, with this traceback
-        conn.send(("error", type(e).__name__, str(e), traceback.format_exc()))
-
-
-class _Worker:
-    """One worker process, started as `python -c` (not multiprocessing's spawn, which would run the
-    caller's main script again in each worker), talking over a socket pair."""
-
-    def __init__(self, path: Path, options: dict, wid: int) -> None:
-        import pgrpo
-
-        ours, theirs = multiprocessing.Pipe()
-        source = str(Path(pgrpo.__file__).resolve().parent.parent)  # so the worker imports this pgrpo
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])),
-        }
-        code = "import sys; from pgrpo.llm.llamacpp import _worker_main; _worker_main(int(sys.argv[1]))"
-        self.name = f"llamacpp worker {wid}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            env=env,
-        )
-        theirs.close()
-        self.conn = ours
-        self.conn.send((str(path), options))
-        self.ready = False
-
-
-class _Pool:
-    """`workers` processes, each with a Decoder; the jobs of a call are dealt out round-robin."""
-
-    def __init__(self, path: Path, workers: int, options: dict) -> None:
-        self.workers = [_Worker(path, options, wid) for wid in range(workers)]
-        self.calls = 0
-
-    def _messages(self) -> Iterator[tuple[_Worker, tuple]]:
-        from multiprocessing.connection import wait
-
-        by_conn = {w.conn: w for w in self.workers}
-        while True:
-            for conn in wait(list(by_conn), timeout=1.0):
-                worker = by_conn[conn]
-                try:
-                    message = conn.recv()
-                except (EOFError, OSError):
-                    code = worker.process.wait()
-                    raise RuntimeError(f"{worker.name} ended (exit code {code})") from None
-                if message[0] == "error":
-                    _, kind, text, trace = message
-                    if kind == "UsageError":
-                        raise UsageError(text)
-                    raise RuntimeError(f"{worker.name} failed: {kind}: {text}\n{trace}")
-                yield worker, message
-
-    def run(
-        self, jobs: list[tuple[Any, list[int], int | None]], params: dict, per_seq: int
-    ) -> Iterator[tuple[Any, str]]:
-        messages = self._messages()
-        while not all(w.ready for w in self.workers):
-            worker, _ = next(messages)  # ("ready",): load errors surface here
-            worker.ready = True
-        self.calls += 1
-        call = self.calls
-        for wid, worker in enumerate(self.workers):
-            worker.conn.send(("generate", call, params, per_seq, jobs[wid :: len(self.workers)]))
-        finished = 0
-        for _, message in messages:
-            if message[0] == "done" and message[1] == call:
-                yield message[2], message[3]
-            elif message[0] == "finished" and message[1] == call:
-                finished += 1
-                if finished == len(self.workers):
-                    return
-
-    def close(self, wait: bool = True) -> None:
-        """Ask the workers to exit (`wait`: between calls) or end them now (in the middle of a call)."""
-        for worker in self.workers:
-            if wait:
-                try:
-                    worker.conn.send(None)
-                except OSError:
-                    pass
-            worker.conn.close()  # a worker that reads or writes it next exits
-            try:
-                worker.process.wait(timeout=5 if wait else 0.1)
-            except subprocess.TimeoutExpired:
-                worker.process.terminate()
-                worker.process.wait(timeout=5)
-
-
 # ----------------------------------------------------------------------------- the generator
+
+
+def _pool(path: Path, workers: int, options: dict) -> Pool:
+    from pgrpo.llm.llamacpp_workers import Pool
+
+    return Pool(path, workers, options)
 
 
 def _cores() -> int:
@@ -561,7 +451,7 @@ class LlamaCppGenerator:
             "verbose": self.verbose,
         }
         self._decoder: Decoder | None = None
-        self._pool: _Pool | None = None
+        self._pool: Pool | None = None
         if self.workers == 1:
             self._decoder = Decoder(self.path, **self._options)
             self.tokenizer = self._decoder.tokenizer
@@ -569,7 +459,7 @@ class LlamaCppGenerator:
         else:
             self.tokenizer = GGUFTokenizer.from_file(self.path, self.verbose)
             self.n_ctx_train = self.tokenizer.n_ctx_train
-            self._pool = _Pool(self.path, self.workers, self._options)  # loads while the caller prepares
+            self._pool = _pool(self.path, self.workers, self._options)  # loads while the caller prepares
 
     def render(self, prompt: Prompt) -> str:
         """The text the model sees: a string as is, messages through the GGUF's chat template."""
@@ -613,7 +503,7 @@ class LlamaCppGenerator:
         left = [per_prompt] * len(prompts)
         results: list[list[str]] = [[] for _ in prompts]
         if self._decoder is None and self._pool is None:
-            self._pool = _Pool(self.path, self.workers, self._options)
+            self._pool = _pool(self.path, self.workers, self._options)
         engine = self._decoder.run if self._decoder is not None else self._pool.run  # type: ignore[union-attr]
         bar = tqdm(
             total=len(prompts),
