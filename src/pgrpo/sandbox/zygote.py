@@ -20,6 +20,7 @@ When it reports `exited`, every process the run started is gone.
 
 from __future__ import annotations
 
+import _signal
 import fcntl
 import gc
 import json
@@ -67,6 +68,9 @@ SANDBOX_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
+# The child resets SIGALRM through the C module with plain ints: `signal.signal` converts its answer
+# to an enum member, Python code that touched (and so copied) ~50 shared pages in every child.
+_SIGALRM, _SIG_DFL = int(signal.SIGALRM), int(signal.SIG_DFL)
 # Modules programs import most, imported once here. Not `random` or `threading` (nor `tempfile`,
 # which imports both): their at-fork hooks would cost every child ~170 page copies.
 PRELOAD = (
@@ -206,7 +210,7 @@ class Zygote:
                 resource.setrlimit(kind, value)
             if self.layers.uid is not None:
                 drop_privileges(self.layers.uid)
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # ours was the fork server's deadline
+            _signal.signal(_SIGALRM, _SIG_DFL)  # ours was the fork server's deadline
             # Other signals stay as the interpreter set them: SIGXFSZ ignored, so writes past the
             # output limit fail (the runner sees the full output file), SIGINT ignored (the runner's).
             status = child.main(job, compiled)
