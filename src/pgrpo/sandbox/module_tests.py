@@ -70,7 +70,10 @@ class ModuleTests:
             verdict = Verdict.MEMORY_EXCEEDED if failure[0] == "memory_exceeded" else Verdict.RUNTIME_ERROR
             return [TestResult(verdict, message=failure[1][:2000])] * len(self.tests)
         self.exports = failure
-        pid = self.server.run_pid()
+        # The program's pid (three reads of /proc) only where something reads it: the instruction
+        # counter, or /proc figures without the cgroup layer. `kill` finds it for itself.
+        needs_pid = self.server.cgroup_stats is None or perf_available()
+        pid = self.server.run_pid() if needs_pid else None
         self.stats = self.server.stats(pid)  # the whole run where the fork server accounts it
         self.counter = open_instruction_counter(pid) if pid is not None and perf_available() else None
         try:
