@@ -463,7 +463,7 @@ def test_serve_on_a_port_in_use_is_one_line(capsys, tmp_path):
         taken.listen(1)
         port = taken.getsockname()[1]
         err = refused(capsys, "serve", "--model", str(model), "--port", str(port), naming="")
-    assert err.strip() == f"pgrpo: error: port {port} on 127.0.0.1 is in use"
+    assert err.strip().startswith(f"pgrpo: error: port {port} on 127.0.0.1 is in use: ")
 
 
 @pytest.mark.parametrize("flag, value", [("--port", "0"), ("--port", "70000"), ("--batch-size", "0")])

@@ -171,24 +171,26 @@ def _one_line(e: BaseException) -> str:
     return f"{lines[0]} (the whole message with --verbose)"
 
 
+def _parse(argv: list[str]) -> argparse.Namespace:
+    if argv[:1] == ["serve"]:  # its flags belong to pgrpo.llm.serve
+        return argparse.Namespace(func=_serve, rest=[a for a in argv[1:] if a != "--verbose"])
+    if argv[:2] == ["rm", "serve"]:  # and these to pgrpo.rm.http
+        from pgrpo.rm.cli import serve_command
+
+        return argparse.Namespace(func=serve_command, rest=[a for a in argv[2:] if a != "--verbose"])
+    parser = build_parser()
+    _add_verbose(parser)
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     from pgrpo import log, options
 
     argv = sys.argv[1:] if argv is None else argv
     options.reset_interrupt_notes()
-    verbose = "--verbose" in argv
-    if argv[:1] == ["serve"]:  # its flags belong to pgrpo.llm.serve
-        args = argparse.Namespace(func=_serve, rest=[a for a in argv[1:] if a != "--verbose"])
-    elif argv[:2] == ["rm", "serve"]:  # and these to pgrpo.rm.http
-        from pgrpo.rm.cli import serve_command
-
-        args = argparse.Namespace(func=serve_command, rest=[a for a in argv[2:] if a != "--verbose"])
-    else:
-        parser = build_parser()
-        _add_verbose(parser)
-        args = parser.parse_args(argv)
-    log.setup(verbose)
-    try:
+    try:  # Ctrl-C while the libraries import is an interruption like any other
+        args = _parse(argv)
+        log.setup("--verbose" in argv)
         return args.func(args)
     except KeyboardInterrupt:
         notes = options.interrupt_notes()

@@ -48,7 +48,28 @@ def _unloadable(model: str) -> Iterator[None]:
         yield
     except (OSError, ValueError, KeyError) as e:
         first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise UsageError(f"--model {model}: transformers cannot load it: {first}") from e
+        missing = _missing_files(Path(model))
+        why = f"it has no {' and no '.join(missing)}" if missing else first
+        raise UsageError(f"--model {model}: transformers cannot load it: {why}") from e
+
+
+MODEL_FILES = {
+    "weights (*.safetensors, *.bin)": ("*.safetensors", "*.bin", "*.safetensors.index.json"),
+    "tokenizer (tokenizer.json, tokenizer_config.json)": (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "tokenizer.model",
+    ),
+}
+
+
+def _missing_files(directory: Path) -> list[str]:
+    """What a model directory lacks that transformers needs (empty for a file or a complete directory)."""
+    if not directory.is_dir() or any(directory.glob("*.gguf")):
+        return []
+    return [
+        what for what, patterns in MODEL_FILES.items() if not any(any(directory.glob(p)) for p in patterns)
+    ]
 
 
 @contextlib.contextmanager

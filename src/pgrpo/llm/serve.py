@@ -11,10 +11,8 @@ CPU model behind a URL; for throughput on a GPU, use `vllm serve`.
 
 from __future__ import annotations
 
-import errno
 import json
 import queue
-import socket
 import threading
 import time
 import uuid
@@ -22,9 +20,10 @@ from collections import defaultdict
 from concurrent.futures import Future
 from http.server import ThreadingHTTPServer
 
-from pgrpo.httpjson import JsonHandler, run_server
+from pgrpo.httpjson import JsonHandler, bind_error, check_port, run_server
 from pgrpo.llm import Generator, Prompt, SamplingParams, is_chat, load_generator
-from pgrpo.options import AT_LEAST_ONE, PORT, Parser, UsageError
+from pgrpo.llm.options import BACKEND_CHOICES
+from pgrpo.options import AT_LEAST_ONE, PORT, Parser
 
 
 class BadRequest(ValueError):
@@ -156,30 +155,14 @@ def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 8000)
     return server
 
 
-def check_port(host: str, port: int) -> None:
-    """Refuse a port that is taken before the model is loaded (a minute, for a GGUF on CPU)."""
-    probe = ThreadingHTTPServer.address_family
-    with socket.socket(probe, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as ThreadingHTTPServer binds
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            raise _bind_error(e, host, port) from None
-
-
-def _bind_error(e: OSError, host: str, port: int) -> Exception:
-    if e.errno == errno.EADDRINUSE:
-        return UsageError(f"port {port} on {host} is in use")
-    if e.errno == errno.EACCES:
-        return UsageError(f"--port {port}: not allowed to bind it on {host} (ports below 1024 need root)")
-    return UsageError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = Parser(prog="pgrpo serve", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="model directory, .gguf file or (vllm) hub name")
     parser.add_argument(
-        "--backend", default="auto", choices=("auto", "transformers", "vllm", "llamacpp"), help="generation backend"
+        "--backend",
+        default="auto",
+        choices=BACKEND_CHOICES,
+        help="generation backend",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all)")
     parser.add_argument("--port", type=PORT.parse, default=8000, help="port to listen on (default 8000)")
@@ -199,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         server = make_server(generator, args.host, args.port)
     except OSError as e:  # taken while the model loaded
-        raise _bind_error(e, args.host, args.port) from None
+        raise bind_error(e, args.host, args.port) from None
     run_server(server, generator.name, "/v1", args.verbose)
 
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import errno
 import http.client
 import json
 import math
@@ -22,7 +21,7 @@ import urllib.request
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from pgrpo.httpjson import JsonHandler, run_server
+from pgrpo.httpjson import JsonHandler, bind_error, check_port, run_server
 from pgrpo.llm.openai_http import _error_message, _is_refused, _is_transient, _retry_after
 from pgrpo.rm.score import TEMPLATE, LocalScorer, Scorer, ScorerUnavailable, _check_lengths, format_input
 
@@ -222,24 +221,19 @@ def main(argv: list[str] | None = None) -> None:
     """`pgrpo rm serve --model DIR --port N`: the model is checked (a trained score head) before the
     port is bound; a port in use is a one-line error."""
     from pgrpo import log
-    from pgrpo.options import Parser, UsageError, add_options, from_args
+    from pgrpo.options import Parser, add_options, from_args
     from pgrpo.rm.options import ServeOptions
 
     parser = Parser(prog="pgrpo rm serve", description="serve a reward model over HTTP: POST /score")
     add_options(parser, ServeOptions)
     args = from_args(ServeOptions, parser.parse_args(argv))
 
+    check_port(args.host, args.port)  # before the model loads
     scorer = LocalScorer(args.model, args.batch_size, args.device, args.max_length, where="--model")
     try:
         server = serve_scorer(scorer, args.host, args.port)
     except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise UsageError(
-                f"port {args.port} on {args.host} is in use: stop what listens there or choose another --port"
-            ) from None
-        raise UsageError(
-            f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror or e})"
-        ) from None
+        raise bind_error(e, args.host, args.port) from None
     run_server(server, f"reward model {args.model}", "/score", args.verbose or log.verbose())
 
 
