@@ -123,3 +123,25 @@ def test_a_library_outside_the_benchmark_set_is_the_programs_own_mistake():
     assert blame_missing_library(result, installed=lambda name: False) == result
     timeout = OneTest(Verdict.TIMEOUT, message="No module named 'pandas'")
     assert blame_missing_library(timeout, installed=lambda name: False) == timeout
+
+
+def test_with_a_worker_per_cpu_each_worker_and_its_programs_stay_on_one_cpu():
+    import os
+
+    from pgrpo.sandbox import Executor
+    from pgrpo.types import AssertTest, Problem
+
+    cpus = sorted(os.sched_getaffinity(0))
+    problem = Problem(
+        id="host/cpus",
+        prompt="",
+        entry_point="cpus",
+        tests=[AssertTest(f"assert cpus() in {[[c] for c in cpus]!r}")],
+    )
+    program = "import os\ndef cpus():\n    return sorted(os.sched_getaffinity(0))\n"
+    with Executor(workers=len(cpus)) as ex:
+        assert [sorted(os.sched_getaffinity(w.proc.pid)) for w in ex.workers] == [[c] for c in cpus]
+        assert all(r.passed for r in ex.map([(problem, program)] * 4))
+    with Executor(workers=1) as ex:  # fewer workers than CPUs: free to move
+        if len(cpus) > 1:
+            assert sorted(os.sched_getaffinity(ex.workers[0].proc.pid)) == cpus

@@ -26,11 +26,12 @@ MAX_ATTEMPTS = 2
 
 
 class _Worker:
-    def __init__(self, disable: tuple[str, ...]):
+    def __init__(self, disable: tuple[str, ...], cpu: int | None = None):
         from pgrpo.sandbox.forkserver import child_command
 
+        pin = () if cpu is None else (str(cpu),)
         self.proc = subprocess.Popen(
-            child_command("pgrpo.sandbox.runner", ",".join(disable)),
+            child_command("pgrpo.sandbox.runner", ",".join(disable), *pin),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             bufsize=0,
@@ -126,11 +127,16 @@ class Executor:
             raise ValueError("workers must be at least 1")
         self.time_limit_s = time_limit_s
         self.disable = tuple(disable)
+        # With at least one worker per CPU, each worker (its runner, fork server and programs) stays
+        # on one CPU: a sample hands over between three processes, and on a busy machine a hand-over
+        # that changes CPU waits longer. Fewer workers than CPUs stay free to move.
+        cpus = sorted(os.sched_getaffinity(0))
+        self.cpus = cpus if workers >= len(cpus) else []
         self.selector = selectors.DefaultSelector()
         self.workers: list[_Worker] = []
         try:
-            for _ in range(workers):
-                self.workers.append(self._start_worker())
+            for slot in range(workers):
+                self.workers.append(self._start_worker(slot))
             for worker in self.workers:
                 self._await_hello(worker)
         except BaseException:  # Ctrl-C included: no worker outlives a pool that never started
@@ -142,8 +148,8 @@ class Executor:
         self.batches = 0
 
     # ------------------------------------------------------------------ lifecycle
-    def _start_worker(self) -> _Worker:
-        worker = _Worker(self.disable)
+    def _start_worker(self, slot: int) -> _Worker:
+        worker = _Worker(self.disable, self.cpus[slot % len(self.cpus)] if self.cpus else None)
         self.selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
         return worker
 
@@ -272,6 +278,7 @@ class Executor:
                 batch.results[index] = ExecResult(
                     Verdict.SANDBOX_ERROR, [], message=f"sandbox worker died {attempt} times on this job"
                 )
-        fresh = self._start_worker()
+        slot = self.workers.index(worker)
+        fresh = self._start_worker(slot)
         self._await_hello(fresh)
-        self.workers[self.workers.index(worker)] = fresh
+        self.workers[slot] = fresh

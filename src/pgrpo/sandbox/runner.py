@@ -426,8 +426,14 @@ def _serve(runner: Runner, requests: Any, replies: Any) -> None:
 
 
 def main() -> None:
-    """Worker process: reads (job id, problem, code, limit) from stdin, writes results to stdout."""
+    """Worker process: reads (job id, problem, code, limit) from stdin, writes results to stdout.
+    Arguments: the layers to disable (comma-separated), then optionally the CPU to run on."""
     disable = tuple(x for x in sys.argv[1].split(",") if x) if len(sys.argv) > 1 else ()
+    if len(sys.argv) > 2:  # the CPU the pool gave this worker: the fork server and programs inherit it
+        try:
+            os.sched_setaffinity(0, {int(sys.argv[2])})
+        except OSError:
+            pass  # not allowed here (a CPU set changed meanwhile): the worker runs unpinned
     requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed by trusted test code goes to stderr, not into the protocol
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
