@@ -74,7 +74,10 @@ def _check(result: int, what: str) -> None:
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), f"unshare({flags:#x})")
+    # Called by the fork server after every run: no objects made on success (each page it
+    # writes costs a fault after the next fork), the message only on failure.
+    if _libc.unshare(flags) != 0:
+        _check(-1, f"unshare({flags:#x})")
 
 
 def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
@@ -242,6 +245,9 @@ def block_keyrings() -> None:
 # ----------------------------------------------------------------------------- IPC
 
 IPC_RMID, MSG_STAT, MSG_INFO, SHM_STAT, SHM_INFO = 0, 11, 12, 13, 14
+# Made once: the fork server removes leftovers after every run (only it, single-threaded, uses them).
+_IPC_INFO = ctypes.create_string_buffer(512)
+_IPC_CALLS = ((_libc.shmctl, SHM_STAT, SHM_INFO), (_libc.msgctl, MSG_STAT, MSG_INFO))
 
 
 def remove_shared_memory() -> None:
@@ -249,8 +255,8 @@ def remove_shared_memory() -> None:
     process of the run is left to hold one). A namespace we leave is freed later, by a kernel
     worker: until then what it holds would still count in the memory cgroup the next run starts in.
     (POSIX message queues are not listed here: they wait for that worker.)"""
-    info = ctypes.create_string_buffer(512)
-    for ctl, stat_op, info_op in ((_libc.shmctl, SHM_STAT, SHM_INFO), (_libc.msgctl, MSG_STAT, MSG_INFO)):
+    info = _IPC_INFO
+    for ctl, stat_op, info_op in _IPC_CALLS:
         top = ctl(0, info_op, info)  # the highest index in use
         for index in range(top + 1):
             ident = ctl(index, stat_op, info)
