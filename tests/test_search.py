@@ -536,7 +536,8 @@ def test_methods_results_tree_export_and_budget(tmp_path, executor, monkeypatch,
     assert all(n["rho"] == 2 and n["parent"] is None for n in one[:3])
     assert one[0]["critic_replies"] == ["The program subtracts.\nScore: 2"]
     # equal ρ: the weighted ranking expands the round-1 node with the highest ω (its runtime decides)
-    assert one[3]["parent"] == max(one[:3], key=lambda n: n["omega"]["value"])["id"]
+    best = max(n["omega"]["value"] for n in one[:3])  # values are written rounded: ties are any of them
+    assert one[3]["parent"] in {n["id"] for n in one[:3] if n["omega"]["value"] == best}
     assert one[3]["critic"] == "scored" and one[3]["rho"] == 5  # a passing child is critiqued too
     assert [n["selected"] for n in one] == [False, False, False, True]
     assert one[3]["visible"]["pass_rate"] == 1.0 and one[3]["omega"]["dynamic_terms"][0] == "ns"
