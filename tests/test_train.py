@@ -20,6 +20,8 @@ from pgrpo.types import ExecResult, Problem, TestResult, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN, HELD_OUT = toy_problems(train=24, test=8, seed=0)
+# one-operation problems: a policy warm-started for seconds passes some of them, so rewards vary in a group
+SIMPLE = [p for p in toy_problems(train=160, test=8, seed=0)[0] if len(p.metadata["toy"]["ops"]) == 1][:24]
 
 
 def _completion(problem: Problem, body: str | None = None, think: str = "I add.") -> str:
@@ -215,10 +217,10 @@ def _tiny_policy(warm_steps: int = 0):
     """A tiny policy, warm-started for `warm_steps` so that its samples differ in reward."""
     from pgrpo.train.tiny import build_policy, build_tokenizer, warm_start
 
-    tokenizer = build_tokenizer([p.prompt + "\n" + reference_completion(p) for p in TRAIN])
+    tokenizer = build_tokenizer([p.prompt + "\n" + reference_completion(p) for p in SIMPLE])
     model = build_policy(tokenizer, hidden=64, layers=1)
     if warm_steps:
-        prompts, answers = [p.prompt + "\n" for p in TRAIN], [reference_completion(p) for p in TRAIN]
+        prompts, answers = [p.prompt + "\n" for p in SIMPLE], [reference_completion(p) for p in SIMPLE]
         warm_start(model, tokenizer, prompts, answers, steps=warm_steps, batch_size=8)
     return model, tokenizer
 
@@ -228,7 +230,7 @@ def _tiny_run(out: Path, executor, steps: int, resume: bool = False, model=None,
 
     if model is None:
         model, tokenizer = _tiny_policy()
-    reward = GatedReward(TRAIN, executor, FixedScorer(), variant="posterior", monitor_score_all=True)
+    reward = GatedReward(SIMPLE, executor, FixedScorer(), variant="posterior", monitor_score_all=True)
     args = {
         "num_generations": 4,
         "per_device_train_batch_size": 8,
@@ -249,7 +251,7 @@ def _tiny_run(out: Path, executor, steps: int, resume: bool = False, model=None,
     result = run_grpo(
         model=model,
         tokenizer=tokenizer,
-        problems=TRAIN,
+        problems=SIMPLE,
         reward=reward,
         grpo_args=args,
         out_dir=out,
@@ -265,7 +267,7 @@ def test_two_trl_steps_change_the_parameters_then_resume_continues(tmp_path, exe
 
     from pgrpo.train.tiny import build_policy
 
-    model, tokenizer = _tiny_policy(warm_steps=100)
+    model, tokenizer = _tiny_policy(warm_steps=300)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model, tokenizer, result = _tiny_run(tmp_path, executor, steps=2, model=model, tokenizer=tokenizer)
     after = model.state_dict()
