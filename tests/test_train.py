@@ -267,7 +267,7 @@ def test_two_trl_steps_change_the_parameters_then_resume_continues(tmp_path, exe
 
     from pgrpo.train.tiny import build_policy
 
-    model, tokenizer = _tiny_policy(warm_steps=300)
+    model, tokenizer = _tiny_policy(warm_steps=100)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model, tokenizer, result = _tiny_run(tmp_path, executor, steps=2, model=model, tokenizer=tokenizer)
     after = model.state_dict()
