@@ -7,6 +7,11 @@ logs a curve per component and applies the weights; all three come from one `sco
 batch (the executor runs once per completion, the reward model only where the variant needs it). A
 completion whose reward cannot be known (sandbox error, reward model down) gets `None` from every
 function, which TRL masks: it leaves the group baseline and gets zero advantage. It is counted.
+
+Under `accelerate launch` (several processes) each process generates and scores its own share of the
+batch with its own executor (TRL gathers the rewards of all processes before it forms the groups); the
+`pgrpo/*` metrics and reward_stats.json are computed over the whole batch, gathered the same way, and the
+files of a run are written by the main process only.
 """
 
 from __future__ import annotations
@@ -140,16 +145,25 @@ class GatedReward:
         self.monitor_calls = 0  # texts scored for the monitor only (never part of a reward)
         self.monitor_failures = 0  # batches whose monitor scores were lost to an unavailable reward model
         self.history: list[BatchMetrics] = []
+        # with several processes: gathers a list from every process, concatenated in rank order (TRL's
+        # order for the rewards), so that the metrics see whole groups; None when there is one process
+        self.gather: Any = None
         self._key: tuple | None = None
         self._breakdowns: list[RewardBreakdown] = []
 
     # -- one scoring pass per batch, shared by the functions
     def breakdowns(
-        self, completions: Sequence[Any], problem_id: Sequence[str], log_metric: Any = None
+        self,
+        completions: Sequence[Any],
+        problem_id: Sequence[str],
+        log_metric: Any = None,
+        fresh: bool = False,
     ) -> list:
+        """The batch's breakdowns; computed once per batch (`fresh`: the first function of a batch, so
+        that every process gathers exactly once per batch, whatever its texts)."""
         texts = [_text(c) for c in completions]
         key = (tuple(texts), tuple(problem_id))
-        if key == self._key:
+        if key == self._key and not fresh:
             return self._breakdowns
         try:
             problems = [self.problems[i] for i in problem_id]
@@ -169,9 +183,16 @@ class GatedReward:
             unit=self.unit,
             stats=self.stats,
         )
-        metrics = BatchMetrics.of(
-            breakdowns, self.group_size, self.reward_weights, self._monitor(problems, texts, breakdowns)
-        )
+        monitored = self._monitor(problems, texts, breakdowns)
+        everyone, monitored = breakdowns, monitored
+        if self.gather is not None:  # the whole batch, in rank order; the monitor's indices shifted with it
+            parts = self.gather([(breakdowns, monitored)])
+            everyone, monitored, offset = [], {}, 0
+            for part, seen in parts:
+                monitored.update({offset + i: t for i, t in seen.items()})
+                everyone += part
+                offset += len(part)
+        metrics = BatchMetrics.of(everyone, self.group_size, self.reward_weights, monitored)
         self.history.append(metrics)
         if log_metric is not None:
             for name, value in metrics.values.items():
@@ -209,9 +230,8 @@ class GatedReward:
         """format, outcome and the variant's thinking term (from the variant registry), in that order."""
 
         def format(completions, problem_id, log_metric=None, **_):  # noqa: A001 - TRL names the curve after it
-            return [
-                None if b.masked else b.format for b in self.breakdowns(completions, problem_id, log_metric)
-            ]
+            batch = self.breakdowns(completions, problem_id, log_metric, fresh=True)  # TRL calls it first
+            return [None if b.masked else b.format for b in batch]
 
         def outcome(completions, problem_id, log_metric=None, **_):
             return [
@@ -283,11 +303,14 @@ def _callback_class():
 
         def __init__(self, out_dir: Path, resume_step: int = 0) -> None:
             self.path = out_dir / "metrics.jsonl"
+            self.resume_step = resume_step
             self.history: list[dict] = []
             self.warnings: list[dict] = []
-            if self.path.exists():
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero and self.path.exists():  # one process owns the file
                 kept = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-                self.history = [r for r in kept if r.get("step", 0) <= resume_step]
+                self.history = [r for r in kept if r.get("step", 0) <= self.resume_step]
                 self.path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
 
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -357,6 +380,31 @@ class TrainResult:
     monitor_calls: int
     hacking_warnings: list[dict]
     plots: list[str]
+
+
+def is_main_process() -> bool:
+    """True unless a launcher (torchrun, accelerate launch, mpirun) started this process as rank > 0; it
+    reads the environment, so it holds before the Trainer joins the process group."""
+    import os
+
+    for name in ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name]) == 0
+    return True
+
+
+def _sum_stats(parts: Sequence[dict]) -> dict:
+    """RewardStats.as_dict() of every process, added up."""
+    total: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict):
+                inner = total.setdefault(key, {})
+                for k, v in value.items():
+                    inner[k] = inner.get(k, 0) + v
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
 
 
 def problems_dataset(problems: Sequence[Problem], chat: bool, system_prompt: str = SYSTEM_PROMPT):
@@ -454,6 +502,10 @@ def run_grpo(
         peft_config=peft_config,
         callbacks=[callback],
     )
+    if trainer.accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        reward.gather = gather_object
     bar = None if log.verbose() else quiet_trainer(trainer)
     start = time.perf_counter()
     try:
@@ -463,35 +515,35 @@ def run_grpo(
             bar.bar.close()
     seconds = time.perf_counter() - start
     trainer.model.eval()
-    trainer.save_model(str(out / "final"))
+    trainer.save_model(str(out / "final"))  # every process calls it (ZeRO-3 gathers); the main one writes
+    counts = {"monitor_calls": reward.monitor_calls, "monitor_failures": reward.monitor_failures}
+    stats = reward.stats.as_dict()
+    if reward.gather is not None:  # every process scored its own completions
+        stats = _sum_stats(reward.gather([stats]))
+        counts = _sum_stats(reward.gather([counts]))
+    steps = trainer.state.global_step - resume_step
+    result = TrainResult(
+        output_dir=str(out),
+        steps=trainer.state.global_step,
+        seconds=seconds,
+        reward_stats=stats,
+        monitor_calls=counts["monitor_calls"],
+        hacking_warnings=callback.warnings,
+        plots=[],
+    )
+    if not trainer.is_world_process_zero():
+        return result
     # how the policy was prompted, beside it: `pgrpo eval --prompt-style pgrpo` and natural pairs read it
     spec = reward.spec
     TrainedPrompt(system_prompt, chat, spec.think_tag, spec.answer_tag).write(out, out / "final")
-    (out / "reward_stats.json").write_text(
-        json.dumps(
-            {
-                **reward.stats.as_dict(),
-                "monitor_calls": reward.monitor_calls,
-                "monitor_failures": reward.monitor_failures,
-            },
-            indent=2,
-        )
-    )
+    (out / "reward_stats.json").write_text(json.dumps({**stats, **counts}, indent=2))
     pngs = []
     if plots:
         from pgrpo.train.plots import plot_metrics
 
         title = f"{run_name or out.resolve().name}: P-GRPO, {reward.variant} variant"
         pngs = plot_metrics(out / "metrics.jsonl", out, title=title)
-    steps = trainer.state.global_step - resume_step
     for line in summary_lines(out, steps, seconds, bar, list(config.report_to or []), pngs):
         logger.info(line)
-    return TrainResult(
-        output_dir=str(out),
-        steps=trainer.state.global_step,
-        seconds=seconds,
-        reward_stats=reward.stats.as_dict(),
-        monitor_calls=reward.monitor_calls,
-        hacking_warnings=callback.warnings,
-        plots=[str(p) for p in pngs],
-    )
+    result.plots = [str(p) for p in pngs]
+    return result

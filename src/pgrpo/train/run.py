@@ -1,4 +1,11 @@
-"""`pgrpo train --config FILE.toml`: build everything a config names and hand it to `run_grpo`."""
+"""`pgrpo train --config FILE.toml`: build everything a config names and hand it to `run_grpo`.
+
+Under `accelerate launch` or `torchrun` every process runs this: each checks the config, the data, the
+overlap, the output directory and the reward model itself (the checks only read, and creating the
+directory is `mkdir -p`), so a refusal ends every process at once; the main process says it in one
+line, the others leave with the same exit status without repeating it. Each process starts its own
+sandbox executor and scores its own completions; a reward-model URL is the same server for all of
+them. config.json and summary.json are written by the main process only."""
 
 from __future__ import annotations
 
@@ -124,32 +131,23 @@ def lora_config(cfg: TrainConfig) -> Any:
 def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
     """Check what the config names (policy model, problems, overlap, output directory, GRPO arguments)
     before any model is loaded, then train."""
-    from pgrpo.outputs import Output, check_outputs
-    from pgrpo.train.config import check_policy_model
+    from pgrpo.train.grpo import is_main_process
 
-    check_policy_model(cfg)
-    problems = load_training_problems(cfg)
-    overlap = check_no_overlap(cfg, problems)
-    out = Path(cfg.output.dir)
-    check_outputs(
-        [Output(f"{cfg.source}: output.dir", out, directory=True)],
-        inputs={"data.dataset": cfg.data.dataset, "data.eval": cfg.data.eval},
-    )
-    import torch
-
+    main = is_main_process()
+    try:
+        problems, overlap, grpo_args, scorer = _checked(cfg)
+    except (ValueError, OSError):
+        if not main:  # the main process refuses the same thing in one line
+            raise SystemExit(2) from None
+        raise
     from pgrpo.prompting import SYSTEM_PROMPT
     from pgrpo.rewards import FormatSpec, RewardWeights
     from pgrpo.sandbox.pool import Executor
-    from pgrpo.train.grpo import GatedReward, grpo_config, problems_dataset, run_grpo
+    from pgrpo.train.grpo import GatedReward, problems_dataset, run_grpo
 
-    grpo_args = cfg.grpo_args()
-    grpo_args.setdefault("report_to", cfg.output.report_to)
-    if not torch.cuda.is_available():
-        grpo_args.setdefault("use_cpu", True)
-        grpo_args["bf16"] = False
-    grpo_config(grpo_args, out, None, cfg.source)  # TRL's own checks, before the model is loaded
-    scorer = load_scorer(cfg)  # the reward model is checked before the policy loads
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
+    out = Path(cfg.output.dir)
+    if main:
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=str))
     system_prompt = cfg.policy.system_prompt if cfg.policy.system_prompt is not None else SYSTEM_PROMPT
     plain_prompts = problems_dataset(problems, chat=False, system_prompt=system_prompt)["prompt"]
     model, tokenizer = load_policy(cfg, problems, plain_prompts)
@@ -193,5 +191,32 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
         "hacking_warnings": result.hacking_warnings,
         "plots": result.plots,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _checked(cfg: TrainConfig) -> tuple[list, list[str], dict, Any]:
+    """The checks before any model loads: (problems, overlapping ids, GRPO arguments, reward scorer)."""
+    from pgrpo.outputs import Output, check_outputs
+    from pgrpo.train.config import check_policy_model
+    from pgrpo.train.grpo import grpo_config
+
+    check_policy_model(cfg)
+    problems = load_training_problems(cfg)
+    overlap = check_no_overlap(cfg, problems)
+    out = Path(cfg.output.dir)
+    check_outputs(
+        [Output(f"{cfg.source}: output.dir", out, directory=True)],
+        inputs={"data.dataset": cfg.data.dataset, "data.eval": cfg.data.eval},
+    )
+    import torch
+
+    grpo_args = cfg.grpo_args()
+    grpo_args.setdefault("report_to", cfg.output.report_to)
+    if not torch.cuda.is_available():  # also what makes torchrun's processes join as CPU (gloo) ranks
+        grpo_args.setdefault("use_cpu", True)
+        grpo_args["bf16"] = False
+    grpo_config(grpo_args, out, None, cfg.source)  # TRL's own checks, before the model is loaded
+    scorer = load_scorer(cfg)  # the reward model is checked before the policy loads
+    return problems, overlap, grpo_args, scorer
