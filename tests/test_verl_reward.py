@@ -163,11 +163,13 @@ def test_settings_are_validated():
 
 
 def test_loaded_by_path_as_verl_does_with_its_own_executor_from_threads(monkeypatch):
-    """verl imports the file by path; its reward loop calls the function from a thread pool."""
-    spec = importlib.util.spec_from_file_location("custom_module", verl_reward.__file__)
+    """verl 0.9's load_module executes the file under a made-up name and does not put it in sys.modules
+    (a dataclass under `from __future__ import annotations` then fails); its reward loop calls the
+    function from a thread pool. tests/test_verl_engine.py does this through verl itself."""
+    spec = importlib.util.spec_from_file_location("custom_module_1234", verl_reward.__file__)
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "custom_module", module)  # as verl's get_custom_reward_fn does
     spec.loader.exec_module(module)
+    assert "custom_module_1234" not in sys.modules
     monkeypatch.setenv("PGRPO_VARIANT", "outcome")
     try:
         with ThreadPoolExecutor(4) as pool:

@@ -1,10 +1,14 @@
-"""P-GRPO rewards as a verl custom reward function (`custom_reward_function.path` / `.name`).
+"""P-GRPO rewards as a verl custom reward function.
 
-- `compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs)`: one response, for
-  verl's per-response reward managers (`naive`, the default; `dapo`; `prime`; the reward loop).
+verl 0.9 (tested with 0.9.1, tests/test_verl_engine.py) reads `reward.custom_reward_function.path`, `.name`
+and `.reward_kwargs`; the path is `pkg://pgrpo.train.verl_reward` or this file's path (verl executes a file
+under a made-up name, outside sys.modules: that copy keeps its own executor and counters). Its reward loop
+scores one response at a time with the `naive` manager (the default; `dapo` and `gdpo` call the same way):
+- `compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs)`: one response.
 - `compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos, **kwargs)`: a whole batch,
-  for `reward_model.reward_manager=batch`: one parallel executor run and one reward-model request per
-  batch, and the only way to use `unit=minmax` (a per-response call never sees the response's group).
+  for the legacy `reward_model.reward_manager=batch` (verl's trainer up to 0.6; not tested here): one
+  parallel executor run and one reward-model request per batch, and the only way to use `unit=minmax` (a
+  per-response call never sees the response's group). verl 0.7 to 0.9's reward loop has no batch manager.
 Both return verl's dict form, `{"score": total, ...metrics}`: verl puts `score` on the last response token
 and gathers every key into `reward_extra_info`, so every dict has the same keys, all numbers: `format`,
 `outcome`, `thinking` (0 when not scored: see `thinking_called`), `thinking_called`, `passed`, `masked`.
@@ -13,25 +17,25 @@ and gathers every key into `reward_extra_info`, so every dict has the same keys,
 parquet struct column cannot hold tests whose fields differ in type) or a dict (parquet's None fillers at
 the top level are dropped). Rewards come from `pgrpo.rewards.score_completions`, the path TRL training uses.
 
-Settings, each from the call's keyword arguments (`custom_reward_function.reward_kwargs.NAME`), else the
-row's `extra_info[NAME]` (batch: the first row's), else the environment variable `PGRPO_<NAME>`, else the
-default: see `Settings`. Unknown keyword arguments are ignored (verl passes its own, e.g. strict_box_verify).
+Settings, each from the call's keyword arguments (`reward.custom_reward_function.reward_kwargs.NAME`), else
+the row's `extra_info[NAME]` (batch: the first row's), else the environment variable `PGRPO_<NAME>`, else
+the default: see `Settings`. Unknown keyword arguments are ignored (verl passes its own, e.g. num_turns).
 Programs run in this process's executor (created on first use, one per process; there is no HTTP executor
 service yet); the reward model is reached over HTTP (`HttpScorer`, retried with backoff).
 
-Infrastructure failures. verl has no per-sample mask: a float goes on the last token, and GRPO's group
-mean and std use every sample. A made-up number (0, or the outcome-only reward) would train on a reward
-nobody measured, so neither is offered. `on_failure` chooses between:
-- `raise` (default): `RewardUnavailable` naming the failures; the step stops, nothing is trained on it.
-- `nan`: `score` is NaN and `masked` is 1. In verl's GRPO the NaN makes its group's advantages NaN, the
-  loss NaN, and verl's actor skips the optimizer step whose grad norm is not finite ("grad_norm is not
-  finite"): the mini-batch holding the sample is dropped, and that step's score metrics read NaN.
-  Use it only with an actor that has that guard (verl's FSDP `dp_actor` does; check yours).
+Infrastructure failures (sandbox error, reward model down). verl has no per-sample mask: the score goes on
+the last token and GRPO's group mean and std use every sample, so no value is neutral and a made-up one
+(0, or the outcome-only reward) would train on a reward nobody measured. `on_failure` chooses between:
+- `raise` (default): `RewardUnavailable` naming the failures. verl 0.9 catches nothing on the way
+  (naive manager -> RewardLoopWorker -> agent loop or RewardLoopManager -> trainer): the run ends.
+- `nan`: `score` is NaN and `masked` is 1, with a warning. verl 0.9 puts the NaN in `rm_scores`, GRPO makes
+  the whole group's advantages NaN, the policy loss and grad norm are NaN, and its FSDP, torchtitan, veomni
+  and automodel engines skip an optimizer step whose grad norm is not finite ("grad_norm is not finite"):
+  the mini-batch holding the sample is dropped, and that step's score metrics read NaN. Megatron was not
+  checked. Use it only with an engine that has that guard.
 Math answers are checked without math-verify's time limit off the main thread (verl's reward loop runs
 reward functions in a thread pool); calls are serialised by a lock, as the executor is not thread-safe.
 """
-
-from __future__ import annotations
 
 import atexit
 import json
@@ -43,7 +47,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Any
+from typing import Any, Self
 
 from pgrpo.rewards import (
     OUTCOME_MODES,
@@ -59,7 +63,7 @@ from pgrpo.rm.http import HttpScorer
 from pgrpo.rm.score import UNIT_METHODS
 from pgrpo.types import Problem
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pgrpo.train.verl_reward")  # one name however verl loads the file
 
 ON_FAILURE = ("raise", "nan")
 METRICS = ("format", "outcome", "thinking", "thinking_called", "passed", "masked")
@@ -98,7 +102,7 @@ class Settings:
             raise ValueError("workers must be >= 1 and rm_max_retries >= 0")
 
     @classmethod
-    def resolve(cls, kwargs: Mapping[str, Any], extra_info: Any = None) -> Settings:
+    def resolve(cls, kwargs: Mapping[str, Any], extra_info: Any = None) -> Self:
         extra = extra_info if isinstance(extra_info, Mapping) else {}
         values = {}
         for f in fields(cls):
