@@ -21,7 +21,6 @@ import pytest
 from conftest import SHARED_DATA, needs_shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.slow, needs_shared_data]
 
 
 def _free_port() -> int:
@@ -62,6 +61,8 @@ def _checkpoints(out: Path) -> list[str]:
     return sorted(d.name for d in out.glob("checkpoint-*"))
 
 
+@pytest.mark.slow
+@needs_shared_data
 def test_two_processes_train_write_once_and_resume(tmp_path):
     out = tmp_path / "run"
     first = launch(out, "grpo.max_steps=2")
@@ -100,6 +101,8 @@ class RecordingScorer:
         return [len(r) / 100 - 1 for r in reasonings]
 
 
+@pytest.mark.slow
+@needs_shared_data
 def test_two_processes_share_a_reward_model_url(tmp_path):
     from pgrpo.rm.http import serve_scorer
 
@@ -122,3 +125,25 @@ def test_two_processes_share_a_reward_model_url(tmp_path):
     assert len(set(asked)) > 8
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["pgrpo/rm_call_rate"] > 0
+
+
+def test_the_metrics_of_a_group_split_between_processes_are_computed_over_the_whole_group(executor):
+    """TRL may put one group on two processes (per-process batch not a multiple of num_generations);
+    the pgrpo/* metrics are computed over the gathered batch, as TRL computes the advantages."""
+    from pgrpo.train.grpo import GatedReward
+    from pgrpo.train.toy import reference_completion, toy_problems
+
+    p = toy_problems(train=4, test=1, seed=0)[0][0]
+    good, bad = reference_completion(p), reference_completion(p).replace("    return ", "    return 1 + ")
+    rank1 = GatedReward([p], executor, variant="outcome", group_size=4)
+    theirs = rank1.functions()[0](completions=[good, bad], problem_id=[p.id] * 2)
+    assert theirs == [1.0, 1.0]
+    logged = {}
+    rank0 = GatedReward([p], executor, variant="outcome", group_size=4)
+    rank0.gather = lambda mine: mine + [(rank1._breakdowns, {})]  # what gather_object returns on rank 0
+    for f in rank0.functions():
+        f(completions=[bad, bad], problem_id=[p.id] * 2, log_metric=logged.__setitem__)
+    # alone, rank 0 would log pass rate 0 and one group of equal rewards; the group is 3 fails and a pass
+    assert logged["pgrpo/pass_rate"] == 0.25
+    assert logged["pgrpo/zero_std_groups"] == 0.0
+    assert rank0.stats.completions == 2  # its own completions, scored by its own executor
