@@ -40,7 +40,7 @@ test: $(VENV)/.installed
 # the test builds build/verl-venv on first use (verl 0.9.1 without its CUDA dependencies, on top of .venv;
 # needs network once) and skips only when pip cannot install it. `rm -rf build/verl-venv` rebuilds it.
 verl-check: $(VENV)/.installed
-	OMP_NUM_THREADS=1 $(BIN)/pytest -m slow -rs tests/test_verl_engine.py
+	OMP_NUM_THREADS=1 $(BIN)/pytest -m slow -rs -s tests/test_verl_engine.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks

@@ -120,7 +120,9 @@ def test_in_a_verl_venv():
         text=True,
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    assert re.search(r"\b5 passed, 1 skipped\b", run.stdout), run.stdout[-3000:]  # skipped: this test
+    summary = run.stdout.strip().splitlines()[-1]
+    assert re.search(r"\b6 passed, 1 skipped\b", summary), run.stdout[-3000:]  # skipped: this test
+    print(f"\n{VERL_VENV}: {summary}")  # shown under `make verl-check` (pytest -s)
 
 
 # ----------------------------------------------------------------------------- fixtures (in the verl venv)
@@ -313,13 +315,16 @@ def test_nan_is_masked_and_verls_grpo_drops_the_step(tokenizer_dir, caplog):
     FSDP engine skips (workers/engine/fsdp/transformer_impl.py: `if not torch.isfinite(grad_norm)`)."""
     import numpy as np
     import torch
-    from verl.trainer.ppo.core_algos import agg_loss, compute_grpo_outcome_advantage
+    from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_policy_loss_fn
+    from verl.utils.config import omega_conf_to_dataclass
 
     config = verl_config(
         tokenizer_dir,
         "http://127.0.0.1:9",
         "+reward.custom_reward_function.reward_kwargs.rm_max_retries=0",
         "+reward.custom_reward_function.reward_kwargs.on_failure=nan",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
     )
     data = humaneval_0_batch(tokenizer_dir)
     with caplog.at_level(logging.WARNING, logger="pgrpo.train.verl_reward"):
@@ -332,7 +337,40 @@ def test_nan_is_masked_and_verls_grpo_drops_the_step(tokenizer_dir, caplog):
     response_mask = data.batch["attention_mask"][:, data.batch["prompts"].size(1) :].float()
     advantages, _ = compute_grpo_outcome_advantage(rm_scores, response_mask, np.array(["g"] * 4))
     assert torch.isnan(advantages[response_mask.bool()]).all()  # the whole group, not just the masked two
+    actor = omega_conf_to_dataclass(config.actor_rollout_ref.actor)  # verl's configured policy loss
     log_prob = torch.zeros_like(response_mask, requires_grad=True)
-    loss = agg_loss(-advantages * torch.exp(log_prob), response_mask, "token-mean")
+    loss, _ = get_policy_loss_fn(actor.policy_loss.loss_mode)(
+        old_log_prob=torch.zeros_like(response_mask),
+        log_prob=log_prob,
+        advantages=advantages,
+        response_mask=response_mask,
+        loss_agg_mode=actor.loss_agg_mode,
+        config=actor,
+    )
     loss.backward()
     assert not torch.isfinite(torch.nn.utils.clip_grad_norm_([log_prob], 1.0))
+
+
+@needs_verl
+def test_verls_rate_limited_manager_turns_an_exception_into_a_zero(tokenizer_dir):
+    """Why the doc says: with reward_manager.name=rate_limited use on_failure=nan. That manager catches
+    every exception and scores the response 0.0, a reward nobody measured; a NaN passes through it."""
+    down = [
+        "+reward.custom_reward_function.reward_kwargs.rm_max_retries=0",
+        "reward.reward_manager.name=rate_limited",
+    ]
+    config = verl_config(tokenizer_dir, "http://127.0.0.1:9", *down)
+    rm_scores, outputs = score_in_process(config, humaneval_0_batch(tokenizer_dir))
+    assert rm_scores.sum(-1).tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert (
+        outputs[0]["reward_extra_info"]["acc"] == 0.0
+        and "scorer_unavailable" in outputs[0]["reward_extra_info"]["error"]
+    )
+    config = verl_config(
+        tokenizer_dir,
+        "http://127.0.0.1:9",
+        *down,
+        "+reward.custom_reward_function.reward_kwargs.on_failure=nan",
+    )
+    rm_scores, outputs = score_in_process(config, humaneval_0_batch(tokenizer_dir))
+    assert math.isnan(rm_scores.sum(-1)[0]) and outputs[0]["reward_extra_info"]["masked"] == 1.0

@@ -33,6 +33,8 @@ the last token and GRPO's group mean and std use every sample, so no value is ne
   and automodel engines skip an optimizer step whose grad norm is not finite ("grad_norm is not finite"):
   the mini-batch holding the sample is dropped, and that step's score metrics read NaN. Megatron was not
   checked. Use it only with an engine that has that guard.
+verl's `rate_limited` manager catches every exception and scores the response 0.0 (`error` in its extra
+info): with it, use `on_failure=nan`, which passes through it unchanged.
 Math answers are checked without math-verify's time limit off the main thread (verl's reward loop runs
 reward functions in a thread pool); calls are serialised by a lock, as the executor is not thread-safe.
 """
@@ -214,8 +216,8 @@ def _score(problems: list[Problem], texts: list[str], settings: Settings, kwargs
         message += f": {failed[0].detail}" if failed[0].detail else ""
         if settings.on_failure == "raise":
             raise RewardUnavailable(
-                f"{message}. Nothing was made up for them; set on_failure=nan (PGRPO_ON_FAILURE=nan) to "
-                "skip the mini-batches that hold such responses instead of stopping"
+                f"{message}. Nothing was made up for them; set on_failure=nan (reward_kwargs, or "
+                "PGRPO_ON_FAILURE=nan) to skip the mini-batches that hold such responses instead of stopping"
             )
         log.warning("%s; their score is NaN (masked)", message)
     return [_row(b) for b in breakdowns]
