@@ -333,7 +333,8 @@ def _callback_class():
 
 
 def _trainer_class():
-    """TRL's GRPOTrainer plus one measurement: how far the policy ratio is from 1 on each micro-batch.
+    """TRL's GRPOTrainer plus one measurement: how far the policy ratio is from 1 on each micro-batch
+    (over all processes' micro-batches of the step).
 
     The clip (ε_low/ε_high) acts only where the ratio π/π_old leaves [1-ε_low, 1+ε_high]; with one optimizer
     step per generation batch π_old is the current policy and the ratio is exactly 1. Logging
@@ -360,12 +361,18 @@ def _trainer_class():
                 old = inputs.get("old_per_token_logps")
                 ratio = torch.ones_like(logps) if old is None else torch.exp(logps - old)
                 mask = inputs["completion_mask"].bool()
-                if mask.any():
+                # (sum |ratio - 1|, tokens, max ratio) over every process's micro-batch: each process
+                # calls this once per micro-batch, so the gather is always matched
+                stats = torch.stack(
+                    [(ratio - 1).abs()[mask].sum(), mask.sum().float(), ratio.masked_fill(~mask, 0).max()]
+                ).unsqueeze(0)
+                if self.accelerator.num_processes > 1:
+                    stats = self.accelerator.gather(stats)
+                total, tokens, largest = stats[:, 0].sum(), stats[:, 1].sum(), stats[:, 2].max()
+                if tokens > 0:
                     mode = "train" if self.model.training else "eval"
-                    self._metrics[mode]["pgrpo/policy_ratio_dev"].append(
-                        (ratio[mask] - 1).abs().mean().item()
-                    )
-                    self._metrics[mode]["pgrpo/policy_ratio_max"].append(ratio[mask].max().item())
+                    self._metrics[mode]["pgrpo/policy_ratio_dev"].append((total / tokens).item())
+                    self._metrics[mode]["pgrpo/policy_ratio_max"].append(largest.item())
             return out
 
     return PGRPOTrainer
