@@ -15,14 +15,19 @@ def train_command(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     quiet_library_bars()
+    from pgrpo.train.grpo import is_main_process
+
+    main = is_main_process()  # under a launcher, the other processes say nothing
     try:
         summary = train_from_config(cfg, resume=args.resume)
     except KeyboardInterrupt:
-        _say_what_was_kept(cfg, args)
+        if main:
+            _say_what_was_kept(cfg, args)
         raise
-    if log.verbose():
+    if main and log.verbose():
         print(json.dumps(summary, indent=2))
-    print(f"summary: {summary['output_dir']}/summary.json")
+    if main:
+        print(f"summary: {summary['output_dir']}/summary.json")
     return 0
 
 
