@@ -11,6 +11,7 @@ verl's loader imports the function, verl's RewardLoopManager (ray actors) or Rew
 DataProto, and verl's GRPO estimator and policy loss take what the failure policy returns.
 """
 
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -29,7 +30,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 VERL_VENV = Path(os.environ.get("PGRPO_VERL_VENV", ROOT / "build" / "verl-venv"))
-HAVE_VERL = importlib.util.find_spec("verl") is not None
+HAVE_VERL = importlib.util.find_spec("verl") is not None and importlib.metadata.version("verl").startswith(
+    "0.9."
+)
 # The README's verl recipe, override for override (rm_url's port is replaced by the test server's).
 README_OVERRIDES = [
     "algorithm.adv_estimator=grpo",
@@ -51,7 +54,7 @@ WITH_DEPS = [
     "importlib_metadata",
 ]
 needs_verl = pytest.mark.skipif(
-    not HAVE_VERL, reason="verl is not importable here: test_in_a_verl_venv runs these"
+    not HAVE_VERL, reason="verl 0.9 is not importable here: test_in_a_verl_venv runs these"
 )
 
 
@@ -99,7 +102,7 @@ def build_verl_venv() -> Path:
     return python
 
 
-@pytest.mark.skipif(HAVE_VERL, reason="verl is importable here: the tests below run directly")
+@pytest.mark.skipif(HAVE_VERL, reason="verl 0.9 is importable here: the tests below run directly")
 def test_in_a_verl_venv():
     python = build_verl_venv()
     import torch
