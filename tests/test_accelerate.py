@@ -130,7 +130,7 @@ def test_two_processes_share_a_reward_model_url(tmp_path):
 def test_the_metrics_of_a_group_split_between_processes_are_computed_over_the_whole_group(executor):
     """TRL may put one group on two processes (per-process batch not a multiple of num_generations);
     the pgrpo/* metrics are computed over the gathered batch, as TRL computes the advantages."""
-    from pgrpo.train.grpo import GatedReward
+    from pgrpo.train.gated import GatedReward
     from pgrpo.train.toy import reference_completion, toy_problems
 
     p = toy_problems(train=4, test=1, seed=0)[0][0]

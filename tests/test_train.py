@@ -14,7 +14,7 @@ import pytest
 from conftest import SHARED_DATA, needs_shared_data
 from pgrpo.rewards import RewardWeights
 from pgrpo.train.config import ConfigError, load_config
-from pgrpo.train.grpo import BatchMetrics, GatedReward, hacking_signal
+from pgrpo.train.gated import BatchMetrics, GatedReward, hacking_signal
 from pgrpo.train.toy import reference_completion, toy_problems
 from pgrpo.types import ExecResult, Problem, TestResult, Verdict
 

@@ -311,7 +311,8 @@ def grpo_variant(
     from pgrpo.rm.score import LocalScorer
     from pgrpo.sandbox.pool import Executor
     from pgrpo.train.config import grpo_defaults
-    from pgrpo.train.grpo import GatedReward, run_grpo
+    from pgrpo.train.gated import GatedReward
+    from pgrpo.train.grpo import run_grpo
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

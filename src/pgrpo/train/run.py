@@ -143,7 +143,8 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
     from pgrpo.prompting import SYSTEM_PROMPT
     from pgrpo.rewards import FormatSpec, RewardWeights
     from pgrpo.sandbox.pool import Executor
-    from pgrpo.train.grpo import GatedReward, problems_dataset, run_grpo
+    from pgrpo.train.gated import GatedReward
+    from pgrpo.train.grpo import problems_dataset, run_grpo
 
     out = Path(cfg.output.dir)
     if main:
