@@ -67,17 +67,41 @@ def check_overlap(pairs: Sequence[Any], trained: dict | None, where: str, allow:
 def split_by_problem(pairs: Sequence[Any], test_fraction: float, seed: int = 0) -> tuple[list, list]:
     """(train, test) with no problem on both sides: held-out pairs come from unseen problems.
 
-    A problem is the pair's `problem_key`; the split is a seeded hash of it, so it is the same on every
-    run and every machine."""
+    A problem is what `check_overlap` calls one: pairs sharing a `problem_key` or a normalised problem
+    text go to the same side (MBPP's test split words mbpp/71 and mbpp/141 alike). The side is a seeded
+    hash of the group's smallest `problem_key` (a problem linked to no other: its own key), so the split
+    is the same on every run and every machine."""
+    group = _problem_groups(pairs)
 
-    def is_test(pair: Any) -> bool:
-        digest = hashlib.sha256(f"{seed}:{problem_key(pair)}".encode()).digest()
+    def is_test(key: str) -> bool:
+        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64 < test_fraction
 
     train, test = [], []
     for pair in pairs:
-        (test if is_test(pair) else train).append(pair)
+        (test if is_test(group[problem_key(pair)]) else train).append(pair)
     return train, test
+
+
+def _problem_groups(pairs: Sequence[Any]) -> dict[str, str]:
+    """{problem_key: the smallest problem_key linked to it through shared problem texts}."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    by_text: dict[str, str] = {}
+    for pair in pairs:
+        key = problem_key(pair)
+        parent.setdefault(key, key)
+        other = by_text.setdefault(_digest(pair.problem), key)
+        a, b = root(key), root(other)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {key: root(key) for key in parent}
 
 
 def subsample(pairs: Sequence[Any], limit: int | None, seed: int = 0) -> list:
