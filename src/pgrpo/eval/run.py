@@ -193,17 +193,9 @@ def score_samples(
             results[i] = ExecResult(Verdict.FAILED, [], message=NO_CODE)
         else:
             code_jobs.append((i, problem, programs[i]))
-    if any(isinstance(t, AnswerTest) for _, p in pairs for t in p.tests):
-        from pgrpo.answers import check_answer
-
-        for i, (sample, problem) in enumerate(pairs):
-            answers = [t for t in problem.tests if isinstance(t, AnswerTest)]
-            if answers:
-                ok = all(
-                    check_answer(sample.completion or sample.solution or "", t.expected) for t in answers
-                )
-                verdict = Verdict.PASSED if ok else Verdict.FAILED
-                results[i] = ExecResult.from_tests([TestResult(verdict) for _ in answers])
+    for i, (sample, problem) in enumerate(pairs):
+        if any(isinstance(t, AnswerTest) for t in problem.tests):
+            results[i] = _answer_result(sample, problem, spec)
     if code_jobs:
         from pgrpo.sandbox import Executor
 
@@ -215,6 +207,25 @@ def score_samples(
         if bar:
             bar.close()
     return results, programs  # type: ignore[return-value]
+
+
+def _answer_result(sample: Sample, problem: Problem, spec) -> ExecResult:
+    """A math sample judged by the training reward's own check (`math_answer_reward`, read with the
+    trained answer tag). math-verify that cannot decide in its time limit is `sandbox_error`: counted as
+    an infrastructure failure, not read as a wrong answer."""
+    from pgrpo.rewards import math_answer_reward
+
+    text = sample.completion or sample.solution or ""
+    tests = []
+    for test in problem.tests:
+        if isinstance(test, AnswerTest):
+            reward = math_answer_reward(text, test.expected, spec)
+            if reward is None:
+                message = "math-verify could not decide in its time limit"
+                tests.append(TestResult(Verdict.SANDBOX_ERROR, message=message))
+            else:
+                tests.append(TestResult(Verdict.PASSED if reward == 1.0 else Verdict.FAILED))
+    return ExecResult.from_tests(tests)
 
 
 def summarise(
