@@ -29,7 +29,9 @@ from typing import Any
 
 from pgrpo.types import Problem, test_from_dict
 
-EXECUTOR_METADATA = ("candidate_module",)  # metadata the sandbox reads; nothing else reaches search
+# metadata that turns an answer into the program the executor runs (the module name tests import; the
+# imports LCB's grader puts above LeetCode answers, which `program_for` adds): nothing else reaches search
+EXECUTOR_METADATA = ("candidate_module", "program_prefix")
 
 
 @dataclass(frozen=True)
