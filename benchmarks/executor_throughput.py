@@ -54,7 +54,7 @@ for i in range(0, len(ballast), 4096):
 def add(a, b):
     return a + b
 seconds = float(sys.argv[1])
-cycles, start = 0, time.perf_counter()
+cycles, start, cpu = 0, time.perf_counter(), sum(os.times()[:4])
 while time.perf_counter() - start < seconds:
     pid = os.fork()
     if pid == 0:
@@ -62,7 +62,7 @@ while time.perf_counter() - start < seconds:
         os._exit(0)
     os.waitpid(pid, 0)
     cycles += 1
-print(cycles, time.perf_counter() - start, rss_kb())
+print(cycles, time.perf_counter() - start, rss_kb(), sum(os.times()[:4]) - cpu)
 """
 
 
@@ -83,8 +83,9 @@ def _problem_files(n: int, workdir: str) -> tuple[str, str]:
     return problems, samples
 
 
-def bench_floor(seconds: float, pinned: bool) -> tuple[float, float]:
-    """Fork cycles per second of two floor processes in parallel, and their resident MB.
+def bench_floor(seconds: float, pinned: bool) -> tuple[float, float, float]:
+    """Fork cycles per second of two floor processes in parallel, their resident MB, and the CPU
+    seconds of one cycle (parent and child together).
     `pinned`: each process (and so its children) on a CPU of its own, as pgrpo pins its workers."""
     cmd = [sys.executable, "-c", FLOOR_PROGRAM.format(mb=FLOOR_MB), str(seconds)]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
@@ -95,12 +96,45 @@ def bench_floor(seconds: float, pinned: bool) -> tuple[float, float]:
     outs = [p.communicate()[0].split() for p in procs]
     if any(p.returncode for p in procs):
         raise SystemExit("floor: a fork loop failed")
-    rate = sum(int(cycles) / float(elapsed) for cycles, elapsed, _ in outs)
-    return rate, max(int(rss) for *_, rss in outs) / 1024
+    rate = sum(int(cycles) / float(elapsed) for cycles, elapsed, _, _ in outs)
+    cpu_per_cycle = sum(float(cpu) for *_, cpu in outs) / sum(int(cycles) for cycles, *_ in outs)
+    return rate, max(int(rss) for _, _, rss, _ in outs) / 1024, cpu_per_cycle
 
 
-def bench_steady(n: int) -> float:
-    """Samples per second of a started executor: start-up excluded."""
+def _cpu_times(pid: int) -> tuple[float, float]:
+    """(own, reaped children's) CPU seconds of a process, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) / os.sysconf("SC_CLK_TCK") for x in fields[11:15])
+    return utime + stime, cutime + cstime
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def _cpu_by_role(executor) -> dict[str, float]:
+    """CPU seconds so far of each kind of process in a started, idle executor. Each worker is a
+    runner process whose descendants, between runs, are its fork server (an outer process that only
+    waits, and the fork server proper, which reaps every program it forks)."""
+    roles = {"pool (this process)": sum(os.times()[:2]), "runners": 0.0, "fork servers": 0.0}
+    roles["programs (the child's side of fork, run, exit)"] = 0.0
+    for worker in executor.workers:
+        roles["runners"] += _cpu_times(worker.proc.pid)[0]
+        pending = _children(worker.proc.pid)
+        while pending:
+            pid = pending.pop()
+            own, reaped = _cpu_times(pid)
+            roles["fork servers"] += own
+            roles["programs (the child's side of fork, run, exit)"] += reaped
+            pending += _children(pid)
+    return roles
+
+
+def bench_steady(n: int) -> tuple[float, dict[str, float]]:
+    """Samples per second of a started executor (start-up excluded), and the CPU milliseconds each
+    kind of its processes spent per sample."""
     from pgrpo.problems import load_problems
     from pgrpo.sandbox import Executor
 
@@ -109,12 +143,14 @@ def bench_steady(n: int) -> float:
         (problem,) = load_problems(problems)
     with Executor(workers=2) as ex:
         list(ex.map([(problem, SOLUTION)] * 20))  # warm: every worker has run
+        before = _cpu_by_role(ex)
         started = time.perf_counter()
         results = list(ex.map([(problem, SOLUTION)] * n))
         elapsed = time.perf_counter() - started
+        after = _cpu_by_role(ex)
     if not all(r.passed for r in results):
         raise SystemExit("pgrpo steady state: a trivial sample failed")
-    return n / elapsed
+    return n / elapsed, {role: 1e3 * (after[role] - before[role]) / n for role in before}
 
 
 def bench_pgrpo(n: int, workdir: str) -> float:
@@ -192,10 +228,11 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     args.samples = args.samples or sizes["samples"]
     args.baseline_samples = args.baseline_samples or sizes["baseline_samples"]
-    free, floor_mb = bench_floor(sizes["floor_s"], pinned=False)
-    pinned, _ = bench_floor(sizes["floor_s"], pinned=True)
+    free, floor_mb, free_cpu = bench_floor(sizes["floor_s"], pinned=False)
+    pinned, _, pinned_cpu = bench_floor(sizes["floor_s"], pinned=True)
     floor = max(free, pinned)  # what fork allows here: the better of the two
-    steady = bench_steady(args.samples)
+    floor_cpu_ms = 1e3 * (free_cpu if free > pinned else pinned_cpu)
+    steady, cpu_ms = bench_steady(args.samples)
     with tempfile.TemporaryDirectory() as workdir:
         end_to_end = bench_pgrpo(args.samples, workdir)
     baselines = {}
@@ -225,6 +262,15 @@ def main() -> None:
     )
     for name, rate in baselines.items():
         print(f"| {name} | {rate:.0f} | {rate / floor:.2f} | {_times(end_to_end / rate)} |")
+    print()
+    print("Where the CPU goes (milliseconds per sample, steady state; the floor's cycle for comparison):")
+    print()
+    print("| process | CPU ms per sample |")
+    print("|---|---:|")
+    print(f"| floor: one cycle (fork, `add`, exit, reap), parent and child | {floor_cpu_ms:.3f} |")
+    for role, ms in cpu_ms.items():
+        print(f"| pgrpo: {role} | {ms:.3f} |")
+    print(f"| pgrpo: all | {sum(cpu_ms.values()):.3f} |")
     if args.json:
         rates = {
             "floor, free to move": free,
@@ -233,8 +279,14 @@ def main() -> None:
             "pgrpo check end to end": end_to_end,
             **baselines,
         }
+        figures = {
+            "samples_per_s": rates,
+            "cpu_ms_per_sample": {"floor cycle": floor_cpu_ms, **cpu_ms},
+            "cpus": os.cpu_count(),
+            "load_average": load,
+        }
         with open(args.json, "w") as f:
-            json.dump({"samples_per_s": rates, "cpus": os.cpu_count(), "load_average": load}, f, indent=2)
+            json.dump(figures, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ _TYPES: dict[str, type] = {
 }
 _TYPES.update({t.__name__: t for t in (range, set, str, tuple)})
 _TYPE_NAMES = {t: name for name, t in _TYPES.items()}
+_FUNCTION = type(lambda: None)
 
 
 class WireError(Exception):
@@ -173,6 +174,8 @@ class Encoder:
             return obj
         if t is int or t is float:
             return obj
+        if t is _FUNCTION:  # a function is never a value (and the common export): no checks below apply
+            return self.on_other(obj)
         if isinstance(obj, bool):
             return bool(obj)
         if isinstance(obj, int):
