@@ -1,10 +1,12 @@
 """`pgrpo eval` on math answers checks them with the training reward's own function: math-verify that
 cannot decide in its time limit is an infrastructure failure (counted, verdict sandbox_error), not a
-traceback; a completion in the answer tags the model was trained with is read with those tags."""
+traceback; a completion in the answer tags the model was trained with is read with those tags. An
+evalplus release without the plus tests' outputs is reported as base tests only."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +78,32 @@ def test_math_answers_are_read_with_the_trained_answer_tag(tmp_path, math_set):
     cfg = EvalConfig(dataset=math_set, samples=samples, out=str(tmp_path / "run"), model=str(model))
     report = run_eval(cfg)
     assert report["pass_at_k"]["1"] == 1.0
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize(
+    "spec, base_only",
+    [
+        (f"humanevalplus:{FIXTURES / 'humanevalplus_small.jsonl'}", True),
+        (f"humanevalplus:{FIXTURES / 'humanevalplus_originfmt_small.jsonl'}", False),
+    ],
+)
+def test_an_evalplus_release_without_plus_outputs_is_reported_as_base_tests_only(tmp_path, spec, base_only):
+    """evalplus's own release carries the plus inputs without their expected outputs, so only the base
+    test runs: the pass@k is HumanEval's, not HumanEval+'s, and the report says so up front."""
+    from pgrpo.eval.run import EvalConfig, run_eval
+    from pgrpo.problems import load_problems
+
+    rows = [{"id": p.id, "solution": p.reference} for p in load_problems(spec)]
+    samples = _write(tmp_path / "s.jsonl", rows)
+    out = tmp_path / "run"
+    report = run_eval(EvalConfig(dataset=spec, samples=samples, out=str(out)))
+    assert report["pass_at_k"]["1"] == 1.0
+    text = (out / "report.md").read_text()
+    if base_only:
+        assert report["base_tests_only"] == {"problems": 2, "of": 2}
+        assert "BASE TESTS ONLY" in text
+    else:
+        assert "base_tests_only" not in report and "BASE TESTS ONLY" not in text

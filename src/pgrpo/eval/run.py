@@ -293,6 +293,17 @@ def _coverage_lines(coverage: dict | None) -> list[str]:
     ]
 
 
+def _base_only_lines(base_only: dict | None) -> list[str]:
+    if not base_only:
+        return []
+    return [
+        "",
+        f"**BASE TESTS ONLY: {base_only['problems']} of {base_only['of']} problems come from an evalplus "
+        "release whose plus inputs carry no expected outputs; only the base test ran, so this is not a "
+        "HumanEval+/MBPP+ score** (the original-format release, e.g. evalplus/humanevalplus, holds them)",
+    ]
+
+
 def markdown(report: dict) -> str:
     prompt = report.get("prompt") or {}
     lines = [
@@ -300,6 +311,7 @@ def markdown(report: dict) -> str:
         "",
         f"model: `{report.get('model')}`, problems: {report['problems']}, samples per problem: {report['n']}",
         *_coverage_lines(report.get("coverage")),
+        *_base_only_lines(report.get("base_tests_only")),
         f"prompt style: {prompt.get('style')}"
         + (f", chat: {prompt['chat']}" if prompt.get("chat") is not None else "")
         + (f", prompt from: {prompt['from']}" if prompt.get("from") else ""),
@@ -397,6 +409,15 @@ def run_eval(cfg: EvalConfig) -> dict:
     report, rows = summarise(cfg, pairs, results, formats)
     if coverage:
         report["coverage"] = coverage
+    base_only = {p.id for _, p in pairs if p.metadata.get("plus_tests") is False}
+    if base_only:  # an evalplus release: the plus inputs have no expected outputs, only the base test runs
+        report["base_tests_only"] = {"problems": len(base_only), "of": report["problems"]}
+        logger.warning(
+            "%d of %d problems have the base tests only (an evalplus release without the plus outputs): "
+            "this pass@k is not HumanEval+/MBPP+'s",
+            len(base_only),
+            report["problems"],
+        )
     report["prompt"] = {
         "style": cfg.prompt_style,
         "chat": chat,
