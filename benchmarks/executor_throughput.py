@@ -102,11 +102,14 @@ def bench_floor(seconds: float, pinned: bool) -> tuple[float, float, float]:
 
 
 def _cpu_times(pid: int) -> tuple[float, float]:
-    """(own, reaped children's) CPU seconds of a process, from /proc/<pid>/stat."""
+    """(own, reaped children's) CPU seconds of a process: its own from the scheduler's nanosecond
+    count, its reaped children's from /proc/<pid>/stat (clock ticks: precise over many samples)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        own = int(f.read().split()[0]) / 1e9
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(x) / os.sysconf("SC_CLK_TCK") for x in fields[11:15])
-    return utime + stime, cutime + cstime
+    cutime, cstime = (int(x) / os.sysconf("SC_CLK_TCK") for x in fields[13:15])
+    return own, cutime + cstime
 
 
 def _children(pid: int) -> list[int]:
@@ -118,7 +121,7 @@ def _cpu_by_role(executor) -> dict[str, float]:
     """CPU seconds so far of each kind of process in a started, idle executor. Each worker is a
     runner process whose descendants, between runs, are its fork server (an outer process that only
     waits, and the fork server proper, which reaps every program it forks)."""
-    roles = {"pool (this process)": sum(os.times()[:2]), "runners": 0.0, "fork servers": 0.0}
+    roles = {"pool (this process)": _cpu_times(os.getpid())[0], "runners": 0.0, "fork servers": 0.0}
     roles["programs (the child's side of fork, run, exit)"] = 0.0
     for worker in executor.workers:
         roles["runners"] += _cpu_times(worker.proc.pid)[0]

