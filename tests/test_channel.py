@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from pgrpo.prompting import extract_code, program_for
-from pgrpo.sandbox import wire
+from pgrpo.sandbox import values, wire
 from pgrpo.sandbox.compare import outputs_match, values_match
 from pgrpo.types import AssertTest, Problem, Sample
 
@@ -21,8 +21,8 @@ Point = collections.namedtuple("Point", "x y")
 
 
 def round_trip(value):
-    encoder = wire.Encoder(lambda obj: ["h", 0, type(obj).__name__, False])
-    return wire.Decoder().decode(json.loads(wire.dumps(encoder.encode(value))))
+    encoder = values.Encoder(lambda obj: ["h", 0, type(obj).__name__, False])
+    return values.Decoder().decode(json.loads(wire.dumps(encoder.encode(value))))
 
 
 @pytest.mark.parametrize(
@@ -77,13 +77,13 @@ def test_subclasses_cross_as_their_base_value():
 
 
 def test_unknown_objects_become_handles_and_malformed_data_is_rejected():
-    encoder = wire.Encoder(lambda obj: ["h", 7, type(obj).__name__, False])
+    encoder = values.Encoder(lambda obj: ["h", 7, type(obj).__name__, False])
     assert encoder.encode([object()]) == ["l", ["h", 7, "object", False]]
     with pytest.raises(wire.WireError):  # a decoder that knows no handles refuses them
-        wire.Decoder().decode(["h", 0, "object", False])
+        values.Decoder().decode(["h", 0, "object", False])
     for bad in ({"a": 1}, ["zz", 1], ["nd", "O", [1], "AA=="], ["d", 1], ["b", 5], []):
         with pytest.raises(wire.WireError):
-            wire.Decoder().decode(bad)
+            values.Decoder().decode(bad)
     with pytest.raises(wire.WireError):
         wire.loads(b"[" * 100000)
 

@@ -113,20 +113,20 @@ def test_a_peer_that_stops_reading_ends_a_send_at_the_deadline():
 
 
 def test_decoding_a_large_value_stops_at_the_deadline():
-    from pgrpo.sandbox import wire
+    from pgrpo.sandbox import values, wire
 
-    decoder = wire.Decoder()
+    decoder = values.Decoder()
     decoder.start(time.monotonic() - 1)  # already past
     with pytest.raises(wire.DeadlinePassed):
         decoder.decode(["l", *[["t", i] for i in range(100_000)]])
 
 
 def test_sets_of_equal_hashes_are_refused_and_ordinary_pairs_are_not():
-    from pgrpo.sandbox import wire
+    from pgrpo.sandbox import values, wire
 
     colliding = ["s", *[k * (2**61 - 1) for k in range(1, 200)]]
     with pytest.raises(wire.WireError, match="equal hashes"):
-        wire.Decoder().decode(colliding)
+        values.Decoder().decode(colliding)
     # -1 and -2 share a hash in CPython: thousands of sets holding that pair are ordinary data.
     ordinary = ["l", *[["s", -1, -2, *range(i, i + 8)] for i in range(0, 30_000, 10)]]
-    assert len(wire.Decoder().decode(ordinary)) == 3000
+    assert len(values.Decoder().decode(ordinary)) == 3000

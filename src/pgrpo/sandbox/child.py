@@ -14,7 +14,7 @@ import sys
 import types
 from typing import Any
 
-from pgrpo.sandbox import wire
+from pgrpo.sandbox import values, wire
 
 CHANNEL_FD = 3
 EXIT_RUNTIME_ERROR = 1
@@ -64,8 +64,8 @@ class Server:
         self.fd = fd
         self.objects: list[Any] = []
         self.handles: dict[int, int] = {}  # id(object) -> handle: one object, one handle
-        self.encoder = wire.Encoder(self._handle_of)
-        self.decoder = wire.Decoder(self._resolve_tag)
+        self.encoder = values.Encoder(self._handle_of)
+        self.decoder = values.Decoder(self._resolve_tag)
         self.next_callback = 0
 
     # -- values

@@ -2,7 +2,7 @@
 
 Test code runs here, in a process the candidate never touches, with this process's own builtins.
 Calling the candidate sends plain data over the channel and rebuilds the reply from scratch
-(`wire.Decoder`), so what a test compares is always an object made here. Objects that cannot
+(`values.Decoder`), so what a test compares is always an object made here. Objects that cannot
 travel by value come back as `Remote` handles: attribute access, calls, indexing, iteration,
 `len` and `str` are forwarded (they produce values the candidate computed), but comparisons and
 truth tests are not: a handle equals only itself, and asking whether it is true is an error.
@@ -20,7 +20,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from pgrpo.sandbox import wire
+from pgrpo.sandbox import values, wire
 
 MODULE_HANDLE = 0
 
@@ -59,8 +59,8 @@ class Session:
         self.callbacks: list[Callable] = []
         self.exception_classes: dict[str, type] = {}
         self.remotes: dict[int, Remote] = {}
-        self.encoder = wire.Encoder(self._encode_other)
-        self.decoder = wire.Decoder(self._decode_tag)
+        self.encoder = values.Encoder(self._encode_other)
+        self.decoder = values.Decoder(self._decode_tag)
         self.round_trip_s = 0.0  # the channel's own cost per request, measured on a trusted program
         self.overhead_s = 0.0  # channel time spent so far, hidden from the tests' clocks
         self.failure: BaseException | None = None  # a channel failure during the current test

@@ -32,7 +32,7 @@ import socket
 import sys
 import time
 
-from pgrpo.sandbox import child, wire
+from pgrpo.sandbox import child, values, wire
 from pgrpo.sandbox.cgroups import RunCgroup, sweep_stale_cgroups
 from pgrpo.sandbox.isolation import (
     CLONE_NEWIPC,
@@ -299,7 +299,7 @@ def _rehearse(times: int = 16) -> None:
     code objects it runs. The program is ours and its objects are dropped: no state is kept but
     warmed code."""
     compiled = marshal.dumps(compile("def f(x):\n    return x\n", "<rehearsal>", "exec"))
-    encoder = wire.Encoder(lambda obj: ["h", 0])
+    encoder = values.Encoder(lambda obj: ["h", 0])
     call = wire.dumps(["call", 1, 1, encoder.encode([1]), encoder.encode({})])
     for _ in range(times):
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
