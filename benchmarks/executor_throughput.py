@@ -30,7 +30,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from pgrpo.options import AT_LEAST_ONE, Parser
+from pgrpo.options import AT_LEAST_ONE, Parser, run_command
+from pgrpo.outputs import Output, check_outputs, write_text
 
 SOLUTION = "def one():\n    return 1\n"
 TEST = "assert one() == 1"
@@ -228,6 +229,7 @@ def main() -> None:
     )
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
+    check_outputs([Output("--json", args.json)])
     sizes = QUICK if args.quick else FULL
     args.samples = args.samples or sizes["samples"]
     args.baseline_samples = args.baseline_samples or sizes["baseline_samples"]
@@ -288,9 +290,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "load_average": load,
         }
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=2)
+        write_text(args.json, json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command("executor_throughput", main))

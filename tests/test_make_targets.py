@@ -56,3 +56,25 @@ def test_make_bench_refuses_a_bad_size_in_one_line():
     done = make("bench", "BENCH_ARGS=--samples 0")
     assert done.returncode != 0
     assert "--samples: expected an integer >= 1" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "script, flags, said",
+    [
+        ("executor_throughput.py", ["--quick", "--json", "{file}/figures.json"], "is not a directory"),
+        ("generation_throughput.py", ["--quick", "--json", "{file}/figures.json"], "is not a directory"),
+        ("generation_throughput.py", ["--quick", "--model", "{missing}"], "not a .gguf file"),
+    ],
+)
+def test_a_benchmark_refuses_bad_paths_in_one_line_before_measuring(tmp_path, script, flags, said):
+    """Before any measurement (minutes in a full run), not after: one line naming the flag, exit 2."""
+    (tmp_path / "file").write_text("")
+    paths = {"file": tmp_path / "file", "missing": tmp_path / "missing.gguf"}
+    argv = [flag.format(**paths) for flag in flags]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0] and ("--json" in lines[0] or "--model" in lines[0]), lines
+    assert "measured" not in done.stdout and "|" not in done.stdout

@@ -159,18 +159,6 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
                 _add_verbose(child)
 
 
-def _one_line(e: BaseException) -> str:
-    """An OS error as `PATH: reason`, anything else as its message."""
-    if isinstance(e, OSError) and e.strerror:
-        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
-    from pgrpo import log
-
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
-    if len(lines) == 1 or log.verbose():
-        return "\n".join(lines)
-    return f"{lines[0]} (the whole message with --verbose)"
-
-
 def _parse(argv: list[str]) -> argparse.Namespace:
     if argv[:1] == ["serve"]:  # its flags belong to pgrpo.llm.serve
         return argparse.Namespace(func=_serve, rest=[a for a in argv[1:] if a != "--verbose"])
@@ -184,21 +172,17 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pgrpo import log, options
+    from pgrpo import log
+    from pgrpo.options import run_command
 
     argv = sys.argv[1:] if argv is None else argv
-    options.reset_interrupt_notes()
-    try:  # Ctrl-C while the libraries import is an interruption like any other
+
+    def body() -> int:  # parsing inside: Ctrl-C while the libraries import is an interruption too
         args = _parse(argv)
         log.setup("--verbose" in argv)
         return args.func(args)
-    except KeyboardInterrupt:
-        notes = options.interrupt_notes()
-        print("pgrpo: interrupted" + ("; " + "; ".join(notes) if notes else ""), file=sys.stderr)
-        return 130
-    except (ValueError, OSError) as e:  # UsageError, ProblemFormatError, ConfigError; unreadable paths
-        print(f"pgrpo: error: {_one_line(e)}", file=sys.stderr)
-        return 2
+
+    return run_command("pgrpo", body)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -208,6 +209,33 @@ def interrupt_notes() -> list[str]:
 
 def reset_interrupt_notes() -> None:
     _kept.clear()
+
+
+def one_line(e: BaseException) -> str:
+    """An OS error as `PATH: reason`, anything else as its message (its first line unless --verbose)."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    from pgrpo import log
+
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    if len(lines) == 1 or log.verbose():
+        return "\n".join(lines)
+    return f"{lines[0]} (the whole message with --verbose)"
+
+
+def run_command(prog: str, body: Callable[[], int | None]) -> int:
+    """Run an entry point's body as every pgrpo command runs: bad input (ValueError, which
+    UsageError is, and OSError) is one line and exit 2; Ctrl-C says what was kept and exits 130."""
+    reset_interrupt_notes()
+    try:
+        return body() or 0
+    except KeyboardInterrupt:
+        notes = interrupt_notes()
+        print(f"{prog}: interrupted" + ("; " + "; ".join(notes) if notes else ""), file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # UsageError, ProblemFormatError, ConfigError; unreadable paths
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        return 2
 
 
 __all__ = [
