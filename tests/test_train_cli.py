@@ -86,6 +86,18 @@ def test_reward_values_are_checked(tmp_path, capsys, extra, key):
     _one_line_error(code, err, "run.toml", key)
 
 
+def test_group_minmax_is_refused_across_processes(tmp_path, capsys, monkeypatch):
+    """TRL may split a group across processes; min-max over a part of a group is not the group's."""
+    path = _config(tmp_path, base=GOOD.replace('"outcome"', '"outcome"\nunit = "minmax"'))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, err = _run(capsys, ["train", "--config", str(path)])
+    _one_line_error(code, err, "run.toml", "reward.unit = minmax", "2 processes", "sigmoid")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    from pgrpo.train.config import load_config
+
+    assert load_config(str(path)).reward.unit == "minmax"  # one process: accepted
+
+
 def test_an_override_out_of_range_names_the_override(tmp_path, capsys):
     code, err = _run(capsys, ["train", "--config", str(_config(tmp_path)), "grpo.beta=-1"])
     _one_line_error(code, err, "override 'grpo.beta=-1'", "grpo.beta")

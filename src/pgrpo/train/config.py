@@ -404,5 +404,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"{where}: reward.outcome_mode must be all or pass_rate")
     if cfg.reward.unit not in ("sigmoid", "minmax"):
         raise ConfigError(f"{where}: reward.unit must be sigmoid or minmax")
+    processes = int(os.environ.get("WORLD_SIZE", "1") or 1)  # set by accelerate launch and torchrun
+    if cfg.reward.unit == "minmax" and processes > 1:
+        raise ConfigError(
+            f"{where}: reward.unit = minmax maps scores within a group on one process, but with "
+            f"{processes} processes TRL may split a group across them (each would min-max a part of it): "
+            "use sigmoid, or one process"
+        )
     if not cfg.data.dataset:
         raise ConfigError(f"{where}: data.dataset is empty")
