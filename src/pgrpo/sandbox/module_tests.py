@@ -54,6 +54,7 @@ class ModuleTests:
         self.stats = ProcStats(None)
         self.counter: int | None = None
         self.asked_program = False  # setup reads names that only the program defines (entry point too)
+        self.stopped_at: int | None = None  # the test that ended the run early (its process is gone)
 
     def run(self) -> list[TestResult | None]:
         try:
@@ -101,6 +102,7 @@ class ModuleTests:
             result = self._one(test, namespace)
             results.append(result)
             if result is None or result.verdict in (Verdict.TIMEOUT, Verdict.OUTPUT_EXCEEDED):
+                self.stopped_at = i
                 if result is not None:
                     self.server.kill()
                 fill = (

@@ -122,10 +122,21 @@ class Executor:
     ...     results = list(ex.map([(problem, code), ...]))
     """
 
-    def __init__(self, workers: int = 2, time_limit_s: float | None = None, disable: Iterable[str] = ()):
+    def __init__(
+        self,
+        workers: int = 2,
+        time_limit_s: float | None = None,
+        disable: Iterable[str] = (),
+        every_test: bool = False,
+    ):
+        """`every_test`: give every test its own verdict, for pass rates. By default a test that ends
+        the program's process (timeout, output over the limit, crash) leaves the tests after it
+        "not run" with its verdict, which decides "all tests pass" as well; with it, they run in a
+        fresh process, at the cost of a program load (and up to a time limit) per such test."""
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.time_limit_s = time_limit_s
+        self.every_test = every_test
         self.disable = tuple(disable)
         # With at least one worker per CPU, each worker (its runner, fork server and programs) stays
         # on one CPU: a sample hands over between three processes, and on a busy machine a hand-over
@@ -219,7 +230,9 @@ class Executor:
                     if key not in worker.known_problems:
                         worker.send(("problem", key, problem))
                         worker.known_problems.add(key)
-                    worker.send(("run", (batch.serial, index), key, code, batch.time_limit_s))
+                    worker.send(
+                        ("run", (batch.serial, index), key, code, batch.time_limit_s, self.every_test)
+                    )
                 except (BrokenPipeError, OSError):
                     batch.pending.appendleft((index, attempt))
                     break

@@ -266,7 +266,12 @@ class Runner:
             self.server.wait_exited()
         return sorted(times)[len(times) // 2]
 
-    def run(self, problem: Problem, code: str, time_limit_s: float | None = None) -> ExecResult:
+    def run(
+        self, problem: Problem, code: str, time_limit_s: float | None = None, every_test: bool = False
+    ) -> ExecResult:
+        """`every_test`: after a test that ends the program's process (a timeout, an output over the
+        limit, a crash), run the tests after it in a fresh process instead of marking them not run,
+        so each test has its own verdict (pass rates); each such test costs a program load."""
         started = time.monotonic()
         limit = time_limit_s or problem.time_limit_s
         if not problem.tests:
@@ -281,10 +286,15 @@ class Runner:
             return ExecResult.from_tests(tests, wall_s=time.monotonic() - started)
         results: dict[int, TestResult] = {}
         stderr = ""
-        if module_tests:
-            module_results, stderr = self._run_module(problem, compiled, module_tests, limit)
-            for test, result in zip(module_tests, module_results):
+        start = 0
+        while start < len(module_tests):
+            chunk, err, resume_at = self._run_module(problem, compiled, module_tests[start:], limit)
+            stderr = stderr or err
+            if not every_test or resume_at is None:
+                resume_at = len(chunk)
+            for test, result in zip(module_tests[start:], chunk[:resume_at]):
                 results[id(test)] = blame_missing_library(result)
+            start += resume_at
         for test in problem.tests:
             if isinstance(test, StdioTest):
                 results[id(test)], err = self._run_stdio(problem, compiled, test, limit)
@@ -331,7 +341,9 @@ class Runner:
     # ------------------------------------------------------------------ assert and call
     def _run_module(
         self, problem: Problem, compiled: str, tests: list, limit: float
-    ) -> tuple[list[TestResult], str]:
+    ) -> tuple[list[TestResult], str, int | None]:
+        """The tests' results, the run's stderr, and where a fresh run could resume: the index after
+        the test that ended this one early, or None (every test ran, or none can run anew)."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         stdout, stderr = self._output_files()
         job = {
@@ -370,7 +382,9 @@ class Runner:
                 elif verdict is Verdict.PASSED:
                     verdict, message = Verdict.RUNTIME_ERROR, "the program exited during the tests"
                 results = [r or TestResult(verdict, message=message) for r in results]
-            return results, _tail(stderr)
+            stopped = module_tests.stopped_at
+            resumable = stopped is not None and stopped + 1 < len(tests) and session.violation is None
+            return results, _tail(stderr), stopped + 1 if resumable else None
         finally:
             mine.close()
             theirs.close()
@@ -408,9 +422,9 @@ def _serve(runner: Runner, requests: Any, replies: Any) -> None:
                 problems, current_batch = {}, batch
             problems[key] = problem
             continue
-        _, job_id, problem_id, code, limit = message
+        _, job_id, problem_id, code, limit, every_test = message
         try:
-            result = runner.run(problems[problem_id], code, limit)
+            result = runner.run(problems[problem_id], code, limit, every_test)
         except SandboxFault as e:
             runner.restart()
             result = ExecResult(Verdict.SANDBOX_ERROR, [], message=str(e))

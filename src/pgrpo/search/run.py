@@ -329,7 +329,8 @@ def run_search(cfg: SearchConfig, backends: Backends | None = None, executor=Non
     if own_executor:
         from pgrpo.sandbox import Executor
 
-        executor = Executor(workers=cfg.workers, time_limit_s=cfg.timeout)
+        # ORPS ranks and scores by the share of visible tests passed: every test needs its own verdict
+        executor = Executor(workers=cfg.workers, time_limit_s=cfg.timeout, every_test=True)
     summaries = []
     try:
         efficiency = Efficiency(executor, cfg.efficiency_repeats)

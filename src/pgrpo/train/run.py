@@ -153,7 +153,11 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
     plain_prompts = problems_dataset(problems, chat=False, system_prompt=system_prompt)["prompt"]
     model, tokenizer = load_policy(cfg, problems, plain_prompts)
     chat = cfg.policy.chat if cfg.policy.chat is not None else bool(getattr(tokenizer, "chat_template", None))
-    with Executor(workers=cfg.reward.executor_workers, time_limit_s=cfg.reward.time_limit_s) as executor:
+    with Executor(
+        workers=cfg.reward.executor_workers,
+        time_limit_s=cfg.reward.time_limit_s,
+        every_test=cfg.reward.outcome_mode == "pass_rate",  # a pass rate needs every test's own verdict
+    ) as executor:
         reward = GatedReward(
             problems,
             executor,

@@ -238,14 +238,17 @@ def _row(b: RewardBreakdown) -> dict:
 
 def _executor(settings: Settings) -> Any:
     """This process's executor for these settings, started on first use (and again after a fork)."""
-    key = (os.getpid(), settings.workers, settings.time_limit_s)
+    every_test = settings.outcome_mode == "pass_rate"  # a pass rate needs every test's own verdict
+    key = (os.getpid(), settings.workers, settings.time_limit_s, every_test)
     executor = _executors.get(key)
     if executor is None:
         from pgrpo.sandbox import Executor
 
         for stale in [k for k in _executors if k[0] != os.getpid()]:  # a forked parent's pipes: not ours
             del _executors[stale]
-        executor = _executors[key] = Executor(workers=settings.workers, time_limit_s=settings.time_limit_s)
+        executor = _executors[key] = Executor(
+            workers=settings.workers, time_limit_s=settings.time_limit_s, every_test=every_test
+        )
     return executor
 
 
