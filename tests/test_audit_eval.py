@@ -55,6 +55,11 @@ def test_a_math_verify_timeout_is_counted_not_a_traceback(tmp_path, capsys, monk
     report = json.loads((out / "report.json").read_text())
     assert report["infrastructure_failures"] == 1
     assert report["verdicts"]["passed"] == 1 and report["verdicts"]["sandbox_error"] == 1
+    # counted as a failure in the headline figure, and shown without it beside (as rewards mask it)
+    assert report["pass_at_k"]["1"] == 0.5
+    assert report["without_infrastructure_failures"] == {"pass_at_k": {"1": 1.0}, "problems": {"1": 1}}
+    assert "INFRASTRUCTURE FAILURES: 1 samples" in (out / "report.md").read_text()
+    assert "pass@1 1.0000 over 1 problems" in (out / "report.md").read_text()
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert rows[1]["verdict"] == "sandbox_error" and "math-verify" in rows[1]["message"]
 

@@ -271,6 +271,8 @@ def summarise(
         "verdicts": {v.value: verdicts.get(v.value, 0) for v in Verdict},
         "infrastructure_failures": verdicts.get(Verdict.SANDBOX_ERROR.value, 0),
     }
+    if report["infrastructure_failures"]:
+        report["without_infrastructure_failures"] = _masked_pass_at_k(order, per_problem, ks)
     rows = []
     for pid, (n, c) in zip(order, counts, strict=True):
         row = {"id": pid, "n": n, "correct": c}
@@ -279,6 +281,38 @@ def summarise(
         row["verdicts"] = dict(collections.Counter(r.verdict.value for r in per_problem[pid]))
         rows.append(row)
     return report, rows
+
+
+def _masked_pass_at_k(order: list[str], per_problem: dict, ks: list[int]) -> dict:
+    """pass@k with the sandbox_error samples left out (as rewards mask them), beside the headline
+    figure that counts them as failures; a problem left with fewer than k samples is left out of k."""
+    from pgrpo.eval.passk import mean_pass_at_k
+
+    counts = []
+    for pid in order:
+        judged = [r for r in per_problem[pid] if r.verdict is not Verdict.SANDBOX_ERROR]
+        counts.append((len(judged), sum(r.passed for r in judged)))
+    return {
+        "pass_at_k": {str(k): mean_pass_at_k([c for c in counts if c[0] >= k], k) for k in ks},
+        "problems": {str(k): sum(n >= k for n, _ in counts) for k in ks},
+    }
+
+
+def _infrastructure_lines(report: dict) -> list[str]:
+    masked = report.get("without_infrastructure_failures")
+    if not masked:
+        return []
+    figures = ", ".join(
+        f"pass@{k} {value:.4f} over {masked['problems'][k]} problems"
+        for k, value in masked["pass_at_k"].items()
+        if masked["problems"][k]
+    )
+    return [
+        "",
+        f"**INFRASTRUCTURE FAILURES: {report['infrastructure_failures']} samples ended in sandbox_error "
+        "(the executor's fault, not the model's) and count as failures below; without them: "
+        f"{figures or 'no problem keeps enough samples'}** (their messages are in results.jsonl)",
+    ]
 
 
 def _coverage_lines(coverage: dict | None) -> list[str]:
@@ -312,6 +346,7 @@ def markdown(report: dict) -> str:
         f"model: `{report.get('model')}`, problems: {report['problems']}, samples per problem: {report['n']}",
         *_coverage_lines(report.get("coverage")),
         *_base_only_lines(report.get("base_tests_only")),
+        *_infrastructure_lines(report),
         f"prompt style: {prompt.get('style')}"
         + (f", chat: {prompt['chat']}" if prompt.get("chat") is not None else "")
         + (f", prompt from: {prompt['from']}" if prompt.get("from") else ""),
