@@ -460,3 +460,55 @@ def test_smollm2_writes_a_python_function():
     ]
     (text,) = gen.generate([prompt], SamplingParams(max_tokens=96))[0]
     assert "def add(" in text and "return" in text
+
+
+INTERRUPTED_CLIENT = """
+import sys, threading, time, json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pgrpo.llm import SamplingParams
+from pgrpo.llm.openai_http import OpenAIGenerator
+
+class Slow(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def _send(self, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_GET(self):
+        self._send({"object": "list", "data": [{"id": "m"}]})
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if body["prompt"] != "p0":
+            time.sleep(30)  # a request the user will not wait for
+        self._send({"choices": [{"index": 0, "text": "x"}]})
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+gen = OpenAIGenerator(f"http://127.0.0.1:{server.server_address[1]}", model_name="m", progress=False,
+                      max_concurrency=3, timeout_s=60)
+def ctrl_c(i, texts):
+    print("kept", i, texts, flush=True)
+    raise KeyboardInterrupt  # the user presses Ctrl-C after the first answer
+try:
+    gen.generate([f"p{i}" for i in range(6)], SamplingParams(temperature=0.0), on_result=ctrl_c)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_http_ctrl_c_leaves_at_once_without_waiting_for_requests_in_flight():
+    """Two requests are still in flight (30 s each) when the user interrupts: the process ends at once."""
+    import subprocess
+    import sys
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_CLIENT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["kept 0 ['x']", "interrupted"], done.stdout
+    assert time.monotonic() - started < 10, "waited for the requests in flight"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
 import random
 import sys
 import threading
@@ -20,7 +21,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -291,24 +291,45 @@ class OpenAIGenerator:
         for prompt in prompts:
             is_chat(prompt)  # reject a malformed prompt before sending anything
         results: list[list[str]] = [[] for _ in prompts]
-        pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="openai-http")
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        answers: queue.SimpleQueue = queue.SimpleQueue()
+        for item in enumerate(prompts):
+            todo.put(item)
+
+        def work() -> None:
+            while True:
+                try:
+                    i, prompt = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    answers.put((i, self.complete(prompt, params), None))
+                except BaseException as e:  # handed to the caller's thread, which raises it
+                    answers.put((i, None, e))
+
+        # Daemon threads: after an error or Ctrl-C the caller leaves at once instead of waiting for
+        # the requests still in flight (every answered one was already handed to on_result).
+        for _ in range(min(self.max_concurrency, len(prompts))):
+            threading.Thread(target=work, name="openai-http", daemon=True).start()
+        bar = tqdm(  # disable=None: no bar when stderr is not a terminal
+            total=len(prompts), desc="generate", file=sys.stderr, disable=None if self.progress else True
+        )
         try:
-            futures = {pool.submit(self.complete, p, params): i for i, p in enumerate(prompts)}
-            done = as_completed(futures)
-            bar = tqdm(  # disable=None: no bar when stderr is not a terminal
-                done,
-                total=len(prompts),
-                desc="generate",
-                file=sys.stderr,
-                disable=None if self.progress else True,
-            )
-            for future in bar:
-                i = futures[future]
-                results[i] = future.result()
+            for _ in prompts:
+                i, texts, error = answers.get()
+                if error is not None:
+                    raise error
+                results[i] = texts
+                bar.update(1)
                 if on_result is not None:
-                    on_result(i, results[i])
+                    on_result(i, texts)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+            while True:  # nothing new is sent after an error or an interruption
+                try:
+                    todo.get_nowait()
+                except queue.Empty:
+                    break
         return results
 
     def __repr__(self) -> str:
