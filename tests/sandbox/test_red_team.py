@@ -321,3 +321,173 @@ def test_text_that_exhausts_the_parser_is_a_compile_error(ex, text):
 
 def test_signal_names_used_here_exist():
     assert all(hasattr(signal, name) for name in EXIT_SIGNALS)
+
+
+# ----------------------------------------------------------------------------- privileges
+
+
+PRIVILEGED_CALLS = code(
+    """
+    import ctypes, os, stat
+    libc = ctypes.CDLL(None, use_errno=True)
+    def f():
+        got = []
+        def attempt(name, call):
+            try:
+                r = call()
+            except (OSError, AttributeError):
+                return
+            if r is None or (isinstance(r, int) and r >= 0):
+                got.append(name)
+        for flag, name in ((0x10000000, "unshare-user"), (0x00020000, "unshare-mount"),
+                           (0x40000000, "unshare-net"), (0x20000000, "unshare-pid"),
+                           (0x04000000, "unshare-uts")):
+            attempt(name, lambda flag=flag: libc.unshare(flag))
+        attempt("chroot", lambda: os.chroot("."))
+        attempt("setuid-0", lambda: os.setuid(0))
+        attempt("setgroups", lambda: os.setgroups([0]))
+        attempt("mknod-mem", lambda: os.mknod("mem", stat.S_IFCHR | 0o600, os.makedev(1, 1)))
+        attempt("mount-tmpfs", lambda: libc.mount(b"none", b".", b"tmpfs", 0, None))
+        attempt("ptrace-init", lambda: libc.ptrace(16, 1, None, None))
+        attempt("signal-init", lambda: os.kill(1, 0))
+        attempt("kernel-log", lambda: libc.klogctl(3, ctypes.create_string_buffer(4096), 4096) - 1)
+        attempt("sethostname", lambda: libc.sethostname(b"x", 1))
+        attempt("raise-priority", lambda: os.setpriority(os.PRIO_PROCESS, 0, -20))
+        attempt("bpf", lambda: libc.syscall(321, 0, None, 0))
+        attempt("list-proc", lambda: os.listdir("/proc"))
+        attempt("list-sys", lambda: os.listdir("/sys"))
+        attempt("write-root", lambda: open("/x", "w").close())
+        attempt("write-usr", lambda: open("/usr/x", "w").close())
+        return got
+    """
+)
+
+
+def test_privileged_calls_are_refused(ex):
+    """A new user namespace inside the chroot would give back CAP_SYS_CHROOT (and an escape from
+    it); none of these may succeed."""
+    if ex.layers.uid is None or not ex.layers.active["filesystem"]:
+        pytest.skip("needs the uid and filesystem layers")
+    result = run(ex, problem(CallTest(args=[], expected=[])), PRIVILEGED_CALLS)
+    assert result.passed, f"a privileged call succeeded: {result}"
+
+
+# ----------------------------------------------------------------------------- claims and leftovers
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "def f(a, b):\n    raise ModuleNotFoundError(\"No module named 'numpy'\")\n",
+        "def f(a, b):\n    return \"No module named 'pandas'\"\n",
+        "import sys\nsys.stderr.write(\"No module named 'pytest'\\n\")\nsys.exit(1)\n",
+    ],
+    ids=["raised", "returned", "stderr"],
+)
+def test_claiming_a_missing_library_that_is_installed(ex, program):
+    """A missing benchmark library is a sandbox_error (masked); where it is installed, a program
+    saying it is missing is the program's failure."""
+    for name in ("numpy", "pandas", "pytest"):
+        pytest.importorskip(name)
+    prob = stdio_problem() if program.startswith("import sys") else add_problem()
+    result = run(ex, prob, program)
+    assert_not_passed(result, Verdict.RUNTIME_ERROR, Verdict.FAILED)
+
+
+SHADOWS = ("numpy", "pandas", "decimal", "fractions", "datetime", "copy", "tempfile", "shutil", "traceback")
+
+
+def test_files_the_program_writes_never_shadow_a_module_the_trusted_side_imports(ex, tmp_path):
+    """The program's files are copied into the tests' working directory on the host: a `decimal.py`
+    there must never be what the trusted side imports when a Decimal arrives."""
+    marker = tmp_path / "escaped"
+    payload = f"open({str(marker)!r}, 'w').write('ran on the trusted side')\n"
+    program = code(
+        """
+        import datetime, decimal, fractions
+        def f(a, b):
+            if a == 2:
+                for name in {names}:
+                    with open(name + ".py", "w") as fh:
+                        fh.write({payload})
+                return a - b
+            return [decimal.Decimal(1), fractions.Fraction(1, 3), datetime.date(2020, 1, 1)]
+        """,
+        names=SHADOWS,
+        payload=payload,
+    )
+    prob = problem(
+        CallTest(args=[2, 3], expected=5), CallTest(args=[10, 20], expected=30), AssertTest("f(1, 2) + 1")
+    )
+    result = run(ex, prob, program)
+    assert_not_passed(result)
+    assert not marker.exists(), "a file the program wrote ran on the trusted side"
+
+
+def test_runs_ending_every_way_leave_no_descriptor_in_the_worker(one_worker):
+    endings = [
+        (
+            call_problem(),
+            "import os\ndef f(a, b):\n    os.write(3, b'\\x00\\x00\\x00\\x02{}')\n    return 1\n",
+        ),
+        (call_problem(), "import time\ndef f(a, b):\n    time.sleep(5)\n"),
+        (call_problem(), "import os\ndef f(a, b):\n    os._exit(0)\n"),
+        (stdio_problem(), "import os\nos.kill(os.getpid(), 9)\n"),
+        (add_problem(), CORRECT_ADD),
+    ]
+    run(one_worker, add_problem(), CORRECT_ADD)
+    pid = worker_pids(one_worker)[0]
+    before = len(os.listdir(f"/proc/{pid}/fd"))
+    for prob, program in endings:
+        run(one_worker, prob, program)
+    assert len(os.listdir(f"/proc/{pid}/fd")) == before
+
+
+WRITEBACK_FORGER = code(
+    """
+    import sys
+    def forge(writeback):
+        fr = sys._getframe()
+        while fr is not None:
+            server = fr.f_locals.get("self")
+            if server is not None and hasattr(server, "_dispatch"):
+                break
+            fr = fr.f_back
+        dispatch = type(server)._dispatch
+        def forged(self, request):
+            value, _ = dispatch(self, request)
+            return value, writeback
+        type(server)._dispatch = forged
+    def f(x, y=None):
+        forge(WRITEBACK)
+        return 5
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "writeback",
+    [
+        [["d", "a", 1], None],  # a dict for the list
+        [["l", 9]],  # one entry for two arguments
+        [["l", 9], ["l", 9], ["l", 9]],  # three for two
+        [None, ["l", 9]],  # a list for the tuple
+        [["s", 1], None],  # a set for the list
+        "not a list",
+    ],
+    ids=["dict-for-list", "too-short", "too-long", "into-a-tuple", "set-for-list", "not-a-list"],
+)
+def test_a_forged_writeback_of_another_shape_is_ignored(ex, writeback):
+    """Arguments travel back only as what they were: the test's list stays a list, its tuple a tuple."""
+    program = WRITEBACK_FORGER.replace("WRITEBACK", repr(writeback))
+    test = "x, t = [1, 2], (1, 2)\nassert f(x, t) == 5\nf(x, t)\nassert x == [1, 2] and t == (1, 2)"
+    result = run(ex, problem(AssertTest(test)), program)
+    assert result.passed, result
+
+
+def test_control_a_writeback_of_the_same_shape_is_applied(ex):
+    """The forger above works: a list for the list changes the test's list (as an in-place edit would)."""
+    program = WRITEBACK_FORGER.replace("WRITEBACK", repr([["l", 9], None]))
+    test = "x, t = [1, 2], (1, 2)\nassert f(x, t) == 5\nf(x, t)\nassert x == [1, 2] and t == (1, 2)"
+    result = run(ex, problem(AssertTest(test)), program)
+    assert_not_passed(result, Verdict.FAILED)
