@@ -62,14 +62,19 @@ def test_make_bench_refuses_a_bad_size_in_one_line():
     "script, flags, said",
     [
         ("executor_throughput.py", ["--quick", "--json", "{file}/figures.json"], "is not a directory"),
-        ("generation_throughput.py", ["--quick", "--json", "{file}/figures.json"], "is not a directory"),
+        (
+            "generation_throughput.py",
+            ["--quick", "--model", "{gguf}", "--json", "{file}/figures.json"],
+            "is not a directory",
+        ),
         ("generation_throughput.py", ["--quick", "--model", "{missing}"], "not a .gguf file"),
     ],
 )
 def test_a_benchmark_refuses_bad_paths_in_one_line_before_measuring(tmp_path, script, flags, said):
     """Before any measurement (minutes in a full run), not after: one line naming the flag, exit 2."""
     (tmp_path / "file").write_text("")
-    paths = {"file": tmp_path / "file", "missing": tmp_path / "missing.gguf"}
+    (tmp_path / "m.gguf").write_text("")  # never loaded: the output is refused first
+    paths = {"file": tmp_path / "file", "missing": tmp_path / "missing.gguf", "gguf": tmp_path / "m.gguf"}
     argv = [flag.format(**paths) for flag in flags]
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *argv], capture_output=True, text=True, timeout=60
