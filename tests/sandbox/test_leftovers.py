@@ -46,9 +46,7 @@ CRASH_FORK_SERVERS = textwrap.dedent(
     """
     import os, signal, socket, time
     from pgrpo.sandbox.forkserver import ForkServer, SandboxFault
-    from pgrpo.sandbox.runner import compile_program
-
-    job = {"mode": "module", "code": compile_program("import time\\ntime.sleep(30)\\n", "m")[0],
+    job = {"mode": "module", "program": b"import time\\ntime.sleep(30)\\n", "filename": "<m>",
            "module_name": "m", "cpu_s": 30, "wall_s": 30, "memory_mb": 256, "exports": []}
     counts = []
     for _ in range(4):

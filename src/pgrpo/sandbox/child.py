@@ -18,6 +18,7 @@ from pgrpo.sandbox import values, wire
 
 CHANNEL_FD = 3
 EXIT_RUNTIME_ERROR = 1
+EXIT_COMPILE_ERROR = 3  # the message is on stderr (a program exiting 3 only calls itself uncompilable)
 EXIT_MEMORY_ERROR = 4
 
 
@@ -200,8 +201,28 @@ def run_module(compiled: Any, module_name: str, fd: int, exports: list[str]) -> 
     return 0
 
 
-def main(job: dict, compiled: Any) -> int:
-    """`compiled` is the candidate's code object, compiled by the fork server before the fork."""
+def compile_program(source: bytes, filename: str) -> Any:
+    """The program's code object; a program that does not compile raises CompileFailed."""
+    try:
+        return compile(source.decode("utf-8", "surrogatepass"), filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError, UnicodeDecodeError) as e:
+        raise CompileFailed(error_text(e, 2000)) from None
+
+
+class CompileFailed(Exception):
+    """The program's text does not compile (its message says why)."""
+
+
+def main(job: dict, source: bytes) -> int:
+    """Compile the program (here, under the run's limits: the compiler is attack surface) and run it.
+    A program that does not compile exits EXIT_COMPILE_ERROR with the compiler's message on stderr."""
+    import os
+
+    try:
+        compiled = compile_program(source, job["filename"])
+    except CompileFailed as e:
+        os.write(2, str(e).encode("utf-8", "replace"))
+        return EXIT_COMPILE_ERROR
     if job["mode"] == "script":
         return run_script(compiled)
     return run_module(compiled, job["module_name"], CHANNEL_FD, job.get("exports", []))

@@ -3,7 +3,6 @@ running program by pidfd, and the small descriptor and /proc helpers that go wit
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -62,11 +61,12 @@ class ForkServer:
     def start(self, job: dict, fds: dict[str, int]) -> None:
         """Send a run. The fork server answers once, when the run's processes are all gone.
 
-        `job["code"]` (the marshalled program, base64) travels in a memfd that only the forked
-        child reads: the fork server never holds a sample's text, which later runs would inherit."""
+        `job["program"]` (the program's text, bytes) travels in a memfd that only the forked child
+        reads (and compiles): the fork server never holds a sample's text, which later runs would
+        inherit."""
         self._forget_child()
         job = dict(job)
-        program = _memfd("program", base64.b64decode(job.pop("code")))
+        program = _memfd("program", job.pop("program"))
         fds = {"program": program, **fds}
         job.update(op="run", fds=list(fds))
         try:

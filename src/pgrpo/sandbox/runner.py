@@ -48,6 +48,9 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   reaches only its own forked process (never the fork server that later runs inherit), and the
   files it leaves for the tests are mirrored with deletions and bounded on the host;
 - crashes of any kind end as runtime_error, and the worker and the batch carry on;
+- the compiler as a way in: the program's text is compiled in its sandboxed child under the run's
+  limits, so text that crashes the compiler, or takes it to gigabytes or seconds, is the program's
+  runtime_error, compile_error or timeout, never the trusted side's crash, memory or log;
 - a program or test that needs a benchmark library this machine lacks (the `programs` extra) ends as
   sandbox_error naming the library, not as a wrong program;
 - runs never write into the caller's working directory: tests run in a private directory here,
@@ -88,11 +91,9 @@ What it does not protect against:
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
 import importlib.util
-import marshal
 import os
 import pickle
 import re
@@ -102,9 +103,9 @@ import socket
 import struct
 import sys
 import time
-import traceback
 from typing import Any
 
+from pgrpo.sandbox.child import EXIT_COMPILE_ERROR, EXIT_MEMORY_ERROR
 from pgrpo.sandbox.compare import outputs_match
 from pgrpo.sandbox.files import SharedFiles
 from pgrpo.sandbox.forkserver import ForkServer, SandboxFault, _memfd, _read_fd, _tail
@@ -124,18 +125,15 @@ PROGRAM_LIBRARIES = frozenset({"numpy", "pandas", "pytest"})
 _NO_MODULE = re.compile(r"No module named '([A-Za-z_][\w.]*)'")
 
 
-def compile_program(code: str, name: str) -> tuple[str | None, str]:
-    """(marshalled code object for the fork server, "") or (None, why it does not compile).
+def program_source(code: str) -> tuple[bytes | None, str]:
+    """(the program's text for the sandbox, "") or (None, why it is refused before any process).
 
-    Compiling runs none of the program; doing it here keeps the parser's memory traffic out of
-    the fork server, whose every touched page costs a copy after each fork."""
+    The program is compiled in its sandboxed child, under the run's limits, never here: the compiler
+    is attack surface too (a few hundred KB of nested comprehension clauses crash CPython 3.11's, a
+    long match pattern takes it to gigabytes and seconds)."""
     if len(code) > MAX_PROGRAM_BYTES:
         return None, f"program longer than {MAX_PROGRAM_BYTES} bytes"
-    try:
-        compiled = compile(code, f"<{name}>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
-        return None, "".join(traceback.format_exception_only(type(e), e)).strip()[-2000:]
-    return base64.b64encode(marshal.dumps(compiled)).decode("ascii"), ""
+    return code.encode("utf-8", "surrogatepass"), ""
 
 
 def _private_dir() -> str:
@@ -179,6 +177,14 @@ def blame_missing_library(result: TestResult, stderr: str = "", installed: Any =
     return dataclasses.replace(result, verdict=Verdict.SANDBOX_ERROR, message=message)
 
 
+def _signal_name(number: int) -> str:
+    """SIGTERM for 15; real-time signals (34-64), which Python does not name, by number."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"{number}"
+
+
 def _exit_verdict(report: dict, stdout_fd: int | None, output_limit: int) -> tuple[Verdict, str]:
     """How a confined run ended, from the kernel's account and our own deadline bookkeeping."""
     code, killed = report["exit_code"], report["killed"]
@@ -190,10 +196,12 @@ def _exit_verdict(report: dict, stdout_fd: int | None, output_limit: int) -> tup
         return Verdict.TIMEOUT, "CPU time limit exceeded"
     if code == -signal.SIGXFSZ or (stdout_fd is not None and os.fstat(stdout_fd).st_size >= output_limit):
         return Verdict.OUTPUT_EXCEEDED, "output limit exceeded"
-    if code == 4:
+    if code == EXIT_MEMORY_ERROR:
         return Verdict.MEMORY_EXCEEDED, "memory limit exceeded"
+    if code == EXIT_COMPILE_ERROR:  # its message is the run's stderr
+        return Verdict.COMPILE_ERROR, "the program does not compile"
     if code < 0:
-        return Verdict.RUNTIME_ERROR, f"killed by signal {signal.Signals(-code).name}"
+        return Verdict.RUNTIME_ERROR, f"killed by signal {_signal_name(-code)}"
     if code != 0:
         return Verdict.RUNTIME_ERROR, f"exit status {code}"
     return Verdict.PASSED, ""
@@ -242,7 +250,8 @@ class Runner:
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             job = {
                 "mode": "module",
-                "code": compile_program("def f():\n    return None\n", "calibration")[0],
+                "program": b"def f():\n    return None\n",
+                "filename": "<calibration>",
                 "module_name": "calibration",
                 "cpu_s": 10,
                 "wall_s": 10,
@@ -279,26 +288,31 @@ class Runner:
         if any(isinstance(t, AnswerTest) for t in problem.tests):
             raise ValueError(f"{problem.id}: answer tests are checked by pgrpo.answers, not executed")
         module_tests = [t for t in problem.tests if isinstance(t, (AssertTest, CallTest))]
-        name = problem.candidate_module if module_tests else "__main__"
-        compiled, error = compile_program(code, name)
-        if compiled is None:
+        source, error = program_source(code)
+        if source is None:
             tests = [TestResult(Verdict.COMPILE_ERROR, message=error) for _ in problem.tests]
             return ExecResult.from_tests(tests, wall_s=time.monotonic() - started)
         results: dict[int, TestResult] = {}
         stderr = ""
         start = 0
         while start < len(module_tests):
-            chunk, err, resume_at = self._run_module(problem, compiled, module_tests[start:], limit)
+            chunk, err, resume_at = self._run_module(problem, source, module_tests[start:], limit)
             stderr = stderr or err
             if not every_test or resume_at is None:
                 resume_at = len(chunk)
             for test, result in zip(module_tests[start:], chunk[:resume_at]):
                 results[id(test)] = blame_missing_library(result)
             start += resume_at
+        does_not_compile: TestResult | None = None
         for test in problem.tests:
             if isinstance(test, StdioTest):
-                results[id(test)], err = self._run_stdio(problem, compiled, test, limit)
+                if does_not_compile is not None:  # the same text fails to compile the same way
+                    results[id(test)] = does_not_compile
+                    continue
+                results[id(test)], err = self._run_stdio(problem, source, test, limit)
                 stderr = stderr or err
+                if results[id(test)].verdict is Verdict.COMPILE_ERROR:
+                    does_not_compile = results[id(test)]
         ordered = [results[id(t)] for t in problem.tests]
         return ExecResult.from_tests(ordered, wall_s=time.monotonic() - started, stderr=stderr)
 
@@ -311,7 +325,7 @@ class Runner:
 
     # ------------------------------------------------------------------ stdio
     def _run_stdio(
-        self, problem: Problem, compiled: str, test: StdioTest, limit: float
+        self, problem: Problem, source: bytes, test: StdioTest, limit: float
     ) -> tuple[TestResult, str]:
         output_limit = OUTPUT_LIMIT_MB * 1024 * 1024
         stdout, stderr = self._output_files()
@@ -319,7 +333,8 @@ class Runner:
         try:
             job = {
                 "mode": "script",
-                "code": compiled,
+                "program": source,
+                "filename": "<__main__>",
                 "cpu_s": limit,
                 "wall_s": limit,
                 "memory_mb": problem.memory_limit_mb,
@@ -330,17 +345,19 @@ class Runner:
             report = self.server.wait_exited()
             wall = time.monotonic() - t0
             verdict, message = _exit_verdict(report, stdout, output_limit)
+            err = _tail(stderr)
+            if verdict is Verdict.COMPILE_ERROR:
+                message = err.strip() or message
             if verdict is Verdict.PASSED and not outputs_match(test.stdout, _read_fd(stdout, output_limit)):
                 verdict, message = Verdict.FAILED, "wrong output"
             result = TestResult(verdict, wall, report["cpu_s"], report["maxrss_kb"] / 1024, message=message)
-            err = _tail(stderr)
             return blame_missing_library(result, err), err
         finally:
             os.close(stdin)
 
     # ------------------------------------------------------------------ assert and call
     def _run_module(
-        self, problem: Problem, compiled: str, tests: list, limit: float
+        self, problem: Problem, source: bytes, tests: list, limit: float
     ) -> tuple[list[TestResult], str, int | None]:
         """The tests' results, the run's stderr, and where a fresh run could resume: the index after
         the test that ended this one early, or None (every test ran, or none can run anew)."""
@@ -348,7 +365,8 @@ class Runner:
         stdout, stderr = self._output_files()
         job = {
             "mode": "module",
-            "code": compiled,
+            "program": source,
+            "filename": f"<{problem.candidate_module}>",
             "module_name": problem.candidate_module,
             "cpu_s": limit * (len(tests) + 1),
             "wall_s": limit * (len(tests) + 1) + STARTUP_GRACE_S,
@@ -375,6 +393,8 @@ class Runner:
             exited = self.server.wait_exited()
             if any(r is None for r in results):  # it ended before the tests did: ask the kernel how
                 verdict, message = _exit_verdict(exited, stdout, OUTPUT_LIMIT_MB * 1024 * 1024)
+                if verdict is Verdict.COMPILE_ERROR:
+                    message = _tail(stderr).strip() or message
                 if isinstance(session.violation, FrameTooLarge):
                     verdict, message = Verdict.OUTPUT_EXCEEDED, "value too large for the channel"
                 elif session.violation is not None:
@@ -428,7 +448,11 @@ def _serve(runner: Runner, requests: Any, replies: Any) -> None:
         except SandboxFault as e:
             runner.restart()
             result = ExecResult(Verdict.SANDBOX_ERROR, [], message=str(e))
-        except Exception as e:  # a bug of ours: reported and counted as such, and the worker carries on
+        except BaseException as e:  # a bug of ours: reported and counted as such, and the worker carries on
+            # (BaseException: the channel's own exceptions are BaseExceptions, so that test code cannot
+            # catch them; one escaping here must not take the worker, and its queued jobs, down)
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
             import traceback
 
             runner.restart()

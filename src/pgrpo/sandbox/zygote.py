@@ -24,7 +24,6 @@ import _signal
 import fcntl
 import gc
 import json
-import marshal
 import os
 import resource
 import signal
@@ -198,9 +197,9 @@ class Zygote:
         try:
             if not self.layers.active["pid_namespace"]:
                 prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            # The trusted runner compiled the program (a program that does not compile never gets
-            # a process); it reaches us, not the fork server, whose memory every later run inherits.
-            compiled = marshal.loads(_read_all(program_fd))
+            # The program's text reaches us, not the fork server, whose memory every later run
+            # inherits; it is compiled below, once the limits hold (the compiler is attack surface).
+            source = _read_all(program_fd)
             if self.cgroup is not None:
                 self.cgroup.join()  # before the program can start a thread or a process
             os.closerange(4, 1 << 16)  # the control socket above all: the program must not reach it
@@ -213,7 +212,7 @@ class Zygote:
             _signal.signal(_SIGALRM, _SIG_DFL)  # ours was the fork server's deadline
             # Other signals stay as the interpreter set them: SIGXFSZ ignored, so writes past the
             # output limit fail (the runner sees the full output file), SIGINT ignored (the runner's).
-            status = child.main(job, compiled)
+            status = child.main(job, source)
         except BaseException:
             status = 70
         finally:
@@ -298,17 +297,18 @@ def _rehearse(times: int = 16) -> None:
     warm-up and specialisation); left to the children, every child would copy the pages of the
     code objects it runs. The program is ours and its objects are dropped: no state is kept but
     warmed code."""
-    compiled = marshal.dumps(compile("def f(x):\n    return x\n", "<rehearsal>", "exec"))
+    source = b"def f(x):\n    return x\n"
     encoder = values.Encoder(lambda obj: ["h", 0])
     call = wire.dumps(["call", 1, 1, encoder.encode([1]), encoder.encode({})])
     for _ in range(times):
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         program = os.memfd_create("rehearsal", os.MFD_CLOEXEC)
         try:
-            os.write(program, compiled)
+            os.write(program, source)
             wire.send_frame(mine.fileno(), call)
             mine.shutdown(socket.SHUT_WR)
-            child.run_module(marshal.loads(_read_all(program)), "rehearsal", theirs.fileno(), ["f"])
+            compiled = child.compile_program(_read_all(program), "<rehearsal>")
+            child.run_module(compiled, "rehearsal", theirs.fileno(), ["f"])
         finally:
             sys.modules.pop("rehearsal", None)
             os.close(program)
