@@ -9,6 +9,7 @@ import copy
 import functools
 import importlib
 import os
+import reprlib
 import signal
 import sys
 import time
@@ -88,10 +89,12 @@ class ModuleTests:
             message = f"the program does not define {self.problem.entry_point!r}"
             return [TestResult(Verdict.RUNTIME_ERROR, message=message)] * len(self.tests)
         except CandidateRaised as e:  # setup called the program (its classes), which raised
-            message = f"the program raised during the problem's setup: {type(e).__name__}: {e}"[:500]
-            return [TestResult(Verdict.RUNTIME_ERROR, message=message)] * len(self.tests)
+            message = (
+                f"the program raised during the problem's setup: {type(e).__name__}: {exception_text(e)}"
+            )
+            return [TestResult(Verdict.RUNTIME_ERROR, message=message[:500])] * len(self.tests)
         except BaseException as e:
-            message = f"the problem's setup code failed: {type(e).__name__}: {e}"[:500]
+            message = f"the problem's setup code failed: {type(e).__name__}: {exception_text(e)}"[:500]
             # Setup that reads names of the program's (MBPP's `Node(1)`) fails on a program that
             # defines them wrongly or not at all: the program's fault, or it could buy a masked
             # reward. Setup that needs nothing of the program failed on its own: the problem's.
@@ -178,17 +181,22 @@ class ModuleTests:
         t0 = time.monotonic()
         verdict, message = Verdict.PASSED, ""
         # A watchdog for the test code itself: a value from the program could keep it busy here.
-        signal.setitimer(signal.ITIMER_REAL, self.limit + TRUSTED_GRACE_S)
+        # It is off again before any handler below runs, so none of them can be cut short by it.
         try:
-            if isinstance(test, CallTest):
-                fn = namespace[self.problem.entry_point]
-                # A fresh copy of the arguments: what the program does to them must not reach the
-                # Problem, which the next sample on this worker is tested with.
-                actual = fn(*_fresh(test.args), **_fresh(test.kwargs))
-                if not values_match(test.expected, actual):
-                    verdict, message = Verdict.FAILED, f"expected {test.expected!r:.200}, got {actual!r:.200}"
-            else:
-                exec(compile_test(test.code, "<test>"), namespace)
+            signal.setitimer(signal.ITIMER_REAL, self.limit + TRUSTED_GRACE_S)
+            try:
+                if isinstance(test, CallTest):
+                    fn = namespace[self.problem.entry_point]
+                    # A fresh copy of the arguments: what the program does to them must not reach the
+                    # Problem, which the next sample on this worker is tested with.
+                    actual = fn(*_fresh(test.args), **_fresh(test.kwargs))
+                    if not values_match(test.expected, actual):
+                        verdict = Verdict.FAILED
+                        message = f"expected {test.expected!r:.200}, got {actual!r:.200}"
+                else:
+                    exec(compile_test(test.code, "<test>"), namespace)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
         except RequestTimeout:
             verdict, message = Verdict.TIMEOUT, "time limit exceeded"
         except SandboxGone:
@@ -196,19 +204,18 @@ class ModuleTests:
         except wire.FrameTooLarge:
             verdict, message = Verdict.OUTPUT_EXCEEDED, "returned value too large"
         except HarnessLimit as e:
-            verdict, message = Verdict.SANDBOX_ERROR, f"harness limitation: {e}"
+            verdict, message = Verdict.SANDBOX_ERROR, f"harness limitation: {exception_text(e)}"
         except CandidateRaised as e:
-            name = type(e).__name__
+            name, text = type(e).__name__, exception_text(e, 500)
             verdict = Verdict.MEMORY_EXCEEDED if isinstance(e, MemoryError) else Verdict.RUNTIME_ERROR
-            message = (str(e) if str(e).startswith(name) else f"{name}: {e}")[:500]
+            message = (text if text.startswith(name) else f"{name}: {text}")[:500]
         except AssertionError as e:
-            verdict, message = Verdict.FAILED, f"assertion failed{': ' + str(e)[:300] if str(e) else ''}"
+            text = exception_text(e)
+            verdict, message = Verdict.FAILED, f"assertion failed{': ' + text if text else ''}"
         except TrustedTimeout:
             verdict, message = Verdict.TIMEOUT, "time limit exceeded by the test code on the program's values"
         except BaseException as e:  # test code's own failures, pytest's `fail()` (a BaseException) too
-            verdict, message = Verdict.FAILED, f"{type(e).__name__}: {e}"[:500]
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            verdict, message = Verdict.FAILED, f"{type(e).__name__}: {exception_text(e)}"[:500]
         # Test code may have caught what the channel raised (`except Exception`, or worse): the
         # session remembers, and the channel's verdict stands.
         if isinstance(self.session.failure, SandboxGone):
@@ -244,6 +251,29 @@ def _strict_any(iterable: Any) -> bool:
         if strict_truth(item):
             return True
     return False
+
+
+_PLAIN_ARGS = frozenset({str, int, float, bool, bytes, type(None)})
+_BOUNDED_REPR = reprlib.Repr()
+_BOUNDED_REPR.maxstring = _BOUNDED_REPR.maxother = 300
+
+
+def exception_text(exc: BaseException, limit: int = 300) -> str:
+    """What an exception from test code says, made without running any of the program's code.
+
+    An assert's message is often the program's own value (`assert r == 5, r`): a handle's `str` is
+    answered by the program, which could raise, stall or exit in it, so here a handle is named by its
+    type (its repr, `<sandboxed R>`) and any value other than plain data by a size-bounded repr.
+    Whatever still goes wrong in formatting leaves the message empty; a channel failure on the way is
+    remembered by the session, whose verdict then stands."""
+    try:
+        if all(type(arg) in _PLAIN_ARGS for arg in exc.args):
+            text = str(exc)  # the exception's own wording (KeyError quotes, OSError's errno)
+        else:
+            text = ", ".join(arg if type(arg) is str else _BOUNDED_REPR.repr(arg) for arg in exc.args)
+    except (Exception, RequestTimeout, SandboxGone, HarnessLimit, TrustedTimeout):
+        return ""
+    return text[:limit]
 
 
 def _module_named(name: str) -> str | None:
