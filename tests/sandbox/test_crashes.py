@@ -55,3 +55,16 @@ def test_closed_stdout_in_a_correct_module_still_passes(ex, closer):
     program = CLOSERS[closer] + CORRECT_ADD
     result = run(ex, add_problem(), program)
     assert result.verdict is Verdict.PASSED, result
+
+
+@pytest.mark.parametrize("number", [34, 40, 64])  # real-time signals, which Python's Signals does not name
+@pytest.mark.parametrize("where", ["stdio", "call"])
+def test_death_by_a_real_time_signal_is_a_runtime_error(ex, number, where):
+    if where == "stdio":
+        result = run(ex, stdio_problem(), f"import os\nos.kill(os.getpid(), {number})\n")
+    else:
+        program = f"import os\ndef f(a, b):\n    os.kill(os.getpid(), {number})\n"
+        result = run(ex, add_problem(), program)
+    assert_not_passed(result, Verdict.RUNTIME_ERROR)
+    assert any("killed by signal" in t.message for t in result.tests), result  # SIGRTMIN, 40, SIGRTMAX
+    assert_healthy(ex)
