@@ -36,6 +36,25 @@ _ATOL_IN_TEST = re.compile(  # `assertion(candidate(*inp), exp, ATOL)`; HumanEva
     r"(?:assertion\(candidate\(\*inp\),\s*(?:exp|ref_func\(\*inp\)),\s*|_poly\(\*candidate\(\*inp\),\s*inp\)\s*<=\s*)([-+]?[0-9.]+(?:[eE][-+]?\d+)?)\)?$",
     re.M,
 )
+# The release's `assertion` ends in `np.testing.assert_allclose(out, exp, atol=atol)`, which
+# broadcasts a scalar on either side: `[]` or `[x, x]` matches the number x, and x matches `[x, x]`
+# or `[]`. Later evalplus checks type and length first; so does this guard, run just before it.
+_ALLCLOSE = re.compile(r"^([ \t]+)(np\.testing\.assert_allclose\(out, exp\b)", re.M)
+_SHAPE_GUARD = """
+def _pgrpo_same_shape(out, exp):
+    import numbers
+
+    import numpy
+
+    if isinstance(exp, (list, tuple)):
+        assert isinstance(out, (list, tuple)) and len(out) == len(exp), (
+            f"expected {len(exp)} items, got {out!r:.200}"
+        )
+        for o, e in zip(out, exp):
+            _pgrpo_same_shape(o, e)
+    elif isinstance(exp, (int, float)):
+        assert isinstance(out, (numbers.Real, numpy.bool_)), f"expected a number, got {out!r:.200}"
+"""
 
 
 def load_humanevalplus(path: str | os.PathLike) -> list[Problem]:
@@ -59,7 +78,7 @@ def _humanevalplus(row: Any, where: str) -> Problem:
         prompt=prompt,
         entry_point=entry_point,
         setup=prompt,
-        tests=(AssertTest(code=f"{test}\ncheck({entry_point})\n"),),
+        tests=(AssertTest(code=f"{_guard_allclose(test)}\ncheck({entry_point})\n"),),
         reference=prompt + solution,
         metadata=_metadata(row, "humanevalplus", test, where),
     )
@@ -80,17 +99,25 @@ def _mbppplus(row: Any, where: str) -> Problem:
         entry_point = find_entry_point(reference, test_list or [test])
         if entry_point is None:
             raise ProblemFormatError(f"{where}: no field 'entry_point' and none found in field '{key}'")
+    code = _guard_allclose(test)
     if re.search(r"\bcandidate\b", test) and "def check(" not in test:
-        test = f"candidate = {entry_point}\n{test}"  # the original-format template calls `candidate`
+        code = f"candidate = {entry_point}\n{code}"  # the original-format template calls `candidate`
     return Problem(
         id=task_id if isinstance(task_id, str) else f"Mbpp/{task_id}",
         prompt=_field(row, "prompt", str, where),
         entry_point=entry_point,
         setup="\n".join(test_imports),
-        tests=(AssertTest(code=test),),
+        tests=(AssertTest(code=code),),
         reference=reference,
         metadata=_metadata(row, "mbppplus", test, where),
     )
+
+
+def _guard_allclose(test: str) -> str:
+    """The test with the type and length guard before the release assertion's allclose (a test
+    without that allclose, as in the evalplus release, is returned as it is)."""
+    guarded, count = _ALLCLOSE.subn(r"\1_pgrpo_same_shape(out, exp)\n\1\2", test)
+    return _SHAPE_GUARD + guarded if count else test
 
 
 def _metadata(row: dict, source: str, test: str, where: str) -> dict:
