@@ -43,3 +43,44 @@ def test_setup_failure_message_holds_a_handle(ex):
     result = run(ex, prob, _str_program("raise ValueError('no')"))
     assert_not_passed(result, Verdict.RUNTIME_ERROR)
     assert "RuntimeError: <sandboxed R>" in result.tests[0].message, result
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def _lbpp(setup: str, *tests) -> Problem:
+    """An LBPP-shaped problem: setup imports from the candidate module, named `code`."""
+    return dataclasses.replace(problem(*tests), setup=setup, metadata={"candidate_module": "code"})
+
+
+DELETES_F_AFTER_READY = code(
+    """
+    import sys
+    from pgrpo.sandbox import wire
+    _send = wire.send_frame
+    def send(fd, payload, deadline=None):
+        _send(fd, payload, deadline)
+        if payload.startswith(b'["ready"'):
+            sys.modules[__name__].__dict__.pop("f", None)
+    wire.send_frame = send
+    def f(a, b):
+        return a + b
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "setup, program",
+    [("from code import f, helper\n", CORRECT_ADD), ("from code import f\n", DELETES_F_AFTER_READY)],
+    ids=["second-name-missing", "entry-point-deleted-after-ready"],
+)
+def test_setup_importing_from_the_candidate_module_fails_on_the_program(ex, setup, program):
+    """An import of the candidate module in setup asks the program: its failure is the program's."""
+    result = run(ex, _lbpp(setup, AssertTest("assert f(2, 3) == 5")), program)
+    assert_not_passed(result, Verdict.RUNTIME_ERROR)
+    assert "ImportError" in result.tests[0].message, result
+
+
+def test_setup_importing_from_the_candidate_module_passes_a_correct_program(ex):
+    result = run(ex, _lbpp("from code import f\n", AssertTest("assert f(2, 3) == 5")), CORRECT_ADD)
+    assert result.verdict is Verdict.PASSED, result

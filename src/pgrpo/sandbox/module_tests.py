@@ -54,7 +54,8 @@ class ModuleTests:
         self.tests, self.limit = tests, limit
         self.stats = ProcStats(None)
         self.counter: int | None = None
-        self.asked_program = False  # setup reads names that only the program defines (entry point too)
+        # Setup reads names that only the program defines (entry point too), or imports its module.
+        self.asked_program = False
         self.stopped_at: int | None = None  # the test that ended the run early (its process is gone)
 
     def run(self) -> list[TestResult | None]:
@@ -129,6 +130,7 @@ class ModuleTests:
 
         def sandbox_aware_import(name, globals=None, locals=None, fromlist=(), level=0):
             if level == 0 and name == module_name:
+                self.asked_program = True  # setup's `from code import f, helper` reads the program's names
                 return remote_module(session, name)
             if level == 0 and name == "time":
                 return clock
