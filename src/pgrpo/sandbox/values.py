@@ -8,7 +8,8 @@ handles in `Remote` proxies that refuse comparisons.
 Per type, where equality or behaviour depends on more than contents: OrderedDict, Counter,
 defaultdict (factory: a built-in type by name, else a handle), deque and namedtuples are rebuilt as
 themselves; subclasses of builtins, NumPy and pandas types (a program's DataFrame subclass too) as
-their base type, from their values; a few built-in types (`int`, `str`, ...) travel by name.
+their base type, from their values (pd.NA and pd.NaT as themselves, so nullable Series round-trip);
+a few built-in types (`int`, `str`, ...) travel by name.
 Decoding is bounded: depth, namedtuple classes, hash collisions and the deadline.
 """
 
@@ -187,6 +188,8 @@ class Encoder:
             return ["pd.i", self._encode_index(obj, depth)]
         if obj is pd.NaT:
             return ["pd.nat"]
+        if obj is pd.NA:  # the missing value of nullable dtypes ("Int64", "boolean", "string")
+            return ["pd.na"]
         if isinstance(obj, pd.Timestamp):
             return ["pd.ts", obj.isoformat()]
         return None
@@ -344,6 +347,8 @@ class Decoder:
 
         if tag == "pd.nat":
             return pd.NaT
+        if tag == "pd.na":
+            return pd.NA
         if tag == "pd.ts":
             return pd.Timestamp(str(rest[0]))
         if tag == "pd.i":
