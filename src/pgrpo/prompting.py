@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pgrpo.pysource import parse
 from pgrpo.types import Problem, Sample, StdioTest
 
 SYSTEM_PROMPT = (
@@ -40,9 +41,8 @@ def extract_code(text: str) -> str:
 
 
 def _defines(code: str, name: str) -> bool:
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = parse(code)
+    if tree is None:
         return False
     return any(
         isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name

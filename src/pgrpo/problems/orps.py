@@ -11,13 +11,13 @@ from __future__ import annotations
 import ast
 import os
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pgrpo.jsonl import read_jsonl
 from pgrpo.problems.native import unique
+from pgrpo.pysource import parse
 from pgrpo.types import AssertTest, Problem, ProblemFormatError
 
 LBPP_CANDIDATE_MODULE = "code"  # LBPP's test_setup does `from code import f`
@@ -85,12 +85,7 @@ def _names_used(sources: list[str]) -> set[str]:
 
 def _parse(source: str) -> ast.Module | None:
     """The syntax tree, or None; old data's warnings (invalid escapes like '\\w') are not ours to print."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return ast.parse(source)
-        except SyntaxError:
-            return None
+    return parse(source)
 
 
 def _load(path: str | os.PathLike, source: str, convert: Convert) -> list[Problem]:

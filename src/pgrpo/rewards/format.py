@@ -19,12 +19,12 @@ R_thinking are separate from R_format (a malformed answer loses R_format only):
 
 from __future__ import annotations
 
-import ast
 import re
 import textwrap
 from dataclasses import dataclass
 
 from pgrpo.prompting import extract_code
+from pgrpo.pysource import parse
 
 PYTHON_FENCE_LANGS = ("", "python", "py", "python3")  # the languages extract_code takes as Python
 _CLOSED_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.S)
@@ -117,11 +117,7 @@ def _has_answer_content(answer: str, require_code: bool) -> bool:
         return bool(fenced[-1].strip())
     if "```" in answer or not answer.strip():  # another language's fence, or an unclosed one
         return False
-    try:
-        ast.parse(textwrap.dedent(answer).strip())
-    except (SyntaxError, ValueError):  # ValueError: a NUL byte
-        return False
-    return True
+    return parse(textwrap.dedent(answer).strip()) is not None
 
 
 def _first_block(text: str, tag: str) -> str | None:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import ast
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
+from pgrpo.pysource import parse
+
 
 def _parse(source: str) -> ast.Module | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # old data's invalid escapes are not ours to report
-            return ast.parse(source) if source.strip() else None
-    except (SyntaxError, ValueError):
-        return None
+    return parse(source) if source.strip() else None
 
 
 def _code(node: ast.AST, limit: int = 70) -> str:

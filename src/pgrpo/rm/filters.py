@@ -6,12 +6,12 @@ Each returns a reason from `pgrpo.rm.pairs.REASONS` (or None); the pair builders
 from __future__ import annotations
 
 import ast
-import contextlib
 import difflib
 import re
 from typing import TYPE_CHECKING
 
 from pgrpo.prompting import FENCE_RE
+from pgrpo.pysource import parse
 
 if TYPE_CHECKING:
     from pgrpo.rm.pairs import PairsConfig
@@ -78,12 +78,12 @@ def _code_terms(code: str) -> set[str]:
     """Identifiers and keywords of the code, less what every solution shares: `def`, `return`, and the
     names of the functions and parameters it defines (in a small function they would swamp the rest)."""
     shared = {"def", "return", "self"}
-    with contextlib.suppress(SyntaxError, ValueError):
-        for node in ast.walk(ast.parse(code)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                shared.add(node.name)
-            elif isinstance(node, ast.arg):
-                shared.add(node.arg)
+    tree = parse(code)
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            shared.add(node.name)
+        elif isinstance(node, ast.arg):
+            shared.add(node.arg)
     return set(_TERM.findall(code)) - shared
 
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
-import warnings
 from dataclasses import dataclass, field
 
+from pgrpo.pysource import parse
 from pgrpo.types import ExecResult, TestResult
 
 # term = 1 / (1 + measure / scale). `ns` comes from CPU or wall time; the others are read from
@@ -38,12 +38,7 @@ STATIC_SCALES = {"ast_nodes": 100.0, "cyclomatic": 1.0, "cognitive": 10.0, "line
 
 
 def _parse(code: str) -> ast.Module | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return ast.parse(code)
-        except (SyntaxError, ValueError):
-            return None
+    return parse(code)
 
 
 # ----------------------------------------------------------------------------- static metrics
