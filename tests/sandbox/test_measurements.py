@@ -137,3 +137,14 @@ def test_without_cgroups_a_scripts_orphan_still_counts():
     with Executor(workers=1, disable=("cgroup",)) as executor:
         assert executor.layers.active["cgroup"] is False
         test_cpu_of_a_scripts_orphan_is_counted(executor)
+
+
+def test_a_built_in_type_as_the_entry_point_runs_and_is_measured_in_the_sandbox(ex):
+    """`f = list` must not travel as the trusted side's own `list`: its calls would run (and be timed)
+    outside the sandbox, so a search ranking by CPU time would favour it."""
+    prob = problem(CallTest(args=(tuple(range(200_000)),), expected=list(range(200_000))), entry_point="f")
+    as_type = run(ex, prob, "f = list\n")
+    as_function = run(ex, prob, "def f(t):\n    return list(t)\n")
+    assert as_type.verdict is Verdict.PASSED and as_function.verdict is Verdict.PASSED, (as_type, as_function)
+    # both convert 200,000 items in the sandbox: the same order of CPU time, not 10,000 times less
+    assert as_type.tests[0].cpu_s > as_function.tests[0].cpu_s / 20, (as_type, as_function)
