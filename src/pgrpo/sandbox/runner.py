@@ -67,7 +67,12 @@ What it does not protect against:
   POSIX message queues a run filled are freed a moment after it ends (System V objects at once), so
   for that moment they still count against the next run's memory limit on the same worker;
 - the program sees its inputs, including test-defined helper functions passed to it (shipped as
-  code when they are self-contained); operations on handles (len, str, iteration, attributes, and
+  code when they are self-contained); a callable that cannot be shipped (a closure over test
+  state, a C function such as `os.remove`) stays here, and the program calls it back with
+  arguments of its choosing, run here with the runner's rights: a test that passes one trusts the
+  program with it;
+- per-test CPU and time cover the calls a test makes, not the program's loading: work done at
+  module level (a table filled at import) is counted in no test's figures; operations on handles (len, str, iteration, attributes, and
   method calls such as a program class's own `equals`) are answered by the program's own code, so
   a test that only inspects a program-defined object through them trusts the program; so is the
   truth of one where test code asks for it outside an assert (`not`, `bool()`, `if`, `while node:`
