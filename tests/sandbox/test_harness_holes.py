@@ -84,3 +84,23 @@ def test_setup_importing_from_the_candidate_module_fails_on_the_program(ex, setu
 def test_setup_importing_from_the_candidate_module_passes_a_correct_program(ex):
     result = run(ex, _lbpp("from code import f\n", AssertTest("assert f(2, 3) == 5")), CORRECT_ADD)
     assert result.verdict is Verdict.PASSED, result
+
+
+@pytest.mark.parametrize(
+    "setup",
+    ["import os\nHOME = os.environ['PGRPO_NOT_SET']\n", "x = 1 / 0\n"],
+    ids=["key-error", "zero-division"],
+)
+def test_setup_failing_on_its_own_is_not_blamed_on_the_program(ex, setup):
+    """Setup that asks nothing of the program and fails: the problem's fault (sandbox_error), whatever
+    it raised; a KeyError is not mistaken for a missing entry point."""
+    prob = dataclasses.replace(problem(AssertTest("assert f(2, 3) == 5")), setup=setup)
+    result = ex.run(prob, CORRECT_ADD)
+    assert result.verdict is Verdict.SANDBOX_ERROR, result
+    assert "the problem's setup code failed" in result.tests[0].message, result
+
+
+def test_program_without_the_entry_point(ex):
+    result = run(ex, add_problem(), "def g(a, b):\n    return a + b\n")
+    assert_not_passed(result, Verdict.RUNTIME_ERROR)
+    assert result.tests[0].message == "the program does not define 'f'", result

@@ -79,6 +79,9 @@ class ModuleTests:
         pid = self.server.run_pid() if needs_pid else None
         self.stats = self.server.stats(pid)  # the whole run where the fork server accounts it
         self.counter = open_instruction_counter(pid) if pid is not None and perf_available() else None
+        if self.problem.entry_point and self.problem.entry_point not in self.exports:
+            message = f"the program does not define {self.problem.entry_point!r}"
+            return [TestResult(Verdict.RUNTIME_ERROR, message=message)] * len(self.tests)
         try:
             namespace = self._namespace()
         except RequestTimeout:
@@ -86,9 +89,6 @@ class ModuleTests:
             return [TestResult(Verdict.TIMEOUT, message="time limit exceeded")] * len(self.tests)
         except (SandboxGone, wire.FrameTooLarge):
             return [None] * len(self.tests)
-        except KeyError:
-            message = f"the program does not define {self.problem.entry_point!r}"
-            return [TestResult(Verdict.RUNTIME_ERROR, message=message)] * len(self.tests)
         except CandidateRaised as e:  # setup called the program (its classes), which raised
             message = (
                 f"the program raised during the problem's setup: {type(e).__name__}: {exception_text(e)}"
