@@ -104,3 +104,65 @@ def test_program_without_the_entry_point(ex):
     result = run(ex, add_problem(), "def g(a, b):\n    return a + b\n")
     assert_not_passed(result, Verdict.RUNTIME_ERROR)
     assert result.tests[0].message == "the program does not define 'f'", result
+
+
+# ----------------------------------------------------------------------------- what a handle claims
+
+PLAIN_OBJECT = "class Plain:\n    pass\ndef f(x):\n    return Plain()\n"
+
+
+@pytest.mark.parametrize(
+    "test",
+    ["assert callable(f(1))", "import typing\nassert isinstance(f(1), typing.Callable)"],
+    ids=["callable", "typing.Callable"],
+)
+def test_handle_of_a_plain_object_is_not_callable(ex, test):
+    result = run(ex, problem(AssertTest(test)), PLAIN_OBJECT)
+    assert_not_passed(result, Verdict.FAILED)
+
+
+def test_handle_of_a_callable_object_is_callable(ex):
+    program = (
+        "class Adder:\n    def __call__(self, y):\n        return y + 1\ndef f(x):\n    return Adder()\n"
+    )
+    result = run(ex, problem(AssertTest("g = f(1)\nassert callable(g) and g(2) == 3")), program)
+    assert result.verdict is Verdict.PASSED, result
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the child does not yet report whether an object has __iter__ and __len__ (child.py _handle_of)",
+)
+@pytest.mark.parametrize(
+    "test",
+    [
+        "import collections.abc\nassert isinstance(f(1), collections.abc.Iterable)",
+        "import collections.abc\nassert isinstance(f(1), collections.abc.Sized)",
+        "assert hasattr(f(1), '__iter__') or hasattr(f(1), '__len__')",
+    ],
+    ids=["Iterable", "Sized", "hasattr"],
+)
+def test_handle_of_a_plain_object_is_neither_iterable_nor_sized(ex, test):
+    result = run(ex, problem(AssertTest(test)), PLAIN_OBJECT)
+    assert_not_passed(result, Verdict.FAILED)
+
+
+def test_handle_offers_what_the_program_side_reports():
+    """The trusted side of the flags above: a handle reported plain has no __iter__ or __len__; one
+    whose report lacks a flag still offers that capability (its use asks the program)."""
+    import collections.abc
+    import socket
+
+    from pgrpo.sandbox.remote import Session
+
+    mine, theirs = socket.socketpair()
+    with mine, theirs:
+        session = Session(mine.fileno(), 0.0)
+        plain = session._decode_tag(["h", 1, "Plain", False, False, False])
+        sized = session._decode_tag(["h", 2, "Bag", False, True, True])
+        old = session._decode_tag(["h", 3, "function", True])
+    assert not callable(plain) and not isinstance(plain, (collections.abc.Iterable, collections.abc.Sized))
+    assert not callable(sized) and isinstance(sized, collections.abc.Iterable) and hasattr(sized, "__len__")
+    assert callable(old) and isinstance(old, collections.abc.Iterable)
+    with pytest.raises(Exception, match="malformed handle"):
+        session._decode_tag(["h", 4, "Plain", "yes"])

@@ -4,14 +4,16 @@ Test code runs here, in a process the candidate never touches, with this process
 Calling the candidate sends plain data over the channel and rebuilds the reply from scratch
 (`values.Decoder`), so what a test compares is always an object made here. Objects that cannot
 travel by value come back as `Remote` handles: attribute access, calls, indexing, iteration,
-`len` and `str` are forwarded (they produce values the candidate computed), but comparisons and
-truth tests are not: a handle equals only itself, and asking whether it is true is an error.
+`len` and `str` are forwarded (they produce values the candidate computed; calls, iteration and
+`len` only where the object has them), but comparisons and truth tests are not: a handle equals
+only itself, and asking whether it is true is an error.
 """
 
 from __future__ import annotations
 
 import base64
 import builtins
+import functools
 import marshal
 import os
 import select
@@ -88,12 +90,22 @@ class Session:
 
     def _decode_tag(self, data: list) -> Any:
         tag = data[0]
-        if tag == "h":
-            if len(data) < 3 or type(data[1]) is not int or type(data[2]) is not str:
+        if tag == "h":  # ["h", handle, type name, callable, iterable, sized]
+            flags = data[3:6]
+            if (
+                len(data) < 3
+                or type(data[1]) is not int
+                or type(data[2]) is not str
+                or not all(type(flag) is bool for flag in flags)
+            ):
                 raise wire.WireError("malformed handle")
             handle = data[1]
             if handle not in self.remotes:
-                self.remotes[handle] = Remote(self, handle, data[2][:200])
+                # What the object can do, as the program's side reports it; a capability it does not
+                # report at all is offered (its use asks the program, which may refuse).
+                calls, iterates, sized = (*flags, True, True, True)[:3]
+                cls = remote_class(calls, iterates, sized)
+                self.remotes[handle] = cls(self, handle, data[2][:200])
             return self.remotes[handle]
         if tag == "exc" and len(data) == 3:
             return self.exception_class(data[1], data[2])
@@ -306,7 +318,9 @@ def _update_in_place(original: Any, new: Any) -> None:
 
 class Remote:
     """A handle to an object in the sandbox. Equality is identity; asserting its truth is refused;
-    arithmetic is not offered (the program's `__sub__` could answer a tolerance check for it)."""
+    arithmetic is not offered (the program's `__sub__` could answer a tolerance check for it).
+    Calls, iteration and `len` are offered only where the object has them (`remote_class`), so
+    `callable(handle)` and `isinstance(handle, Iterable)` tell the truth about it."""
 
     __slots__ = ("_session", "_handle", "_type_name")
 
@@ -329,10 +343,6 @@ class Remote:
         session = object.__getattribute__(self, "_session")
         self._req("setattr", name, session.encode(value))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        session = object.__getattribute__(self, "_session")
-        return session.call(object.__getattribute__(self, "_handle"), args, kwargs)
-
     def __getitem__(self, key: Any) -> Any:
         return self._req("getitem", object.__getattribute__(self, "_session").encode(key))
 
@@ -340,29 +350,12 @@ class Remote:
         session = object.__getattribute__(self, "_session")
         self._req("setitem", session.encode(key), session.encode(value))
 
-    def __len__(self) -> int:
-        n = self._req("len")
-        if type(n) is not int:
-            raise TypeError("len() of a sandboxed object did not give an int")
-        return n
-
     def __str__(self) -> str:
         text = self._req("str")
         return text if type(text) is str else "<unprintable>"
 
     def __repr__(self) -> str:
         return f"<sandboxed {object.__getattribute__(self, '_type_name')}>"
-
-    def __iter__(self):
-        iterator = self._req("iter")
-        if not isinstance(iterator, Remote):
-            yield from iterator
-            return
-        while True:
-            items, done = iterator._req("next", 256)
-            yield from items
-            if done:
-                return
 
     def __eq__(self, other: object) -> bool:
         return self is other
@@ -379,6 +372,46 @@ class Remote:
         if type(value) is not bool:
             raise TypeError("bool() of a sandboxed object did not give a bool")
         return value
+
+
+class _Calls:
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        session = object.__getattribute__(self, "_session")
+        return session.call(object.__getattribute__(self, "_handle"), args, kwargs)
+
+
+class _Iterates:
+    __slots__ = ()
+
+    def __iter__(self):
+        iterator = self._req("iter")
+        if not isinstance(iterator, Remote):
+            yield from iterator
+            return
+        while True:
+            items, done = iterator._req("next", 256)
+            yield from items
+            if done:
+                return
+
+
+class _Sized:
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        n = self._req("len")
+        if type(n) is not int:
+            raise TypeError("len() of a sandboxed object did not give an int")
+        return n
+
+
+@functools.cache
+def remote_class(calls: bool, iterates: bool, sized: bool) -> type[Remote]:
+    """The handle class for an object that can be called, iterated, measured, as the flags say."""
+    mixins = tuple(m for m, has in ((_Calls, calls), (_Iterates, iterates), (_Sized, sized)) if has)
+    return type("Remote", (*mixins, Remote), {"__slots__": ()}) if mixins else Remote
 
 
 class CandidateClock(types.ModuleType):
