@@ -166,3 +166,26 @@ def test_handle_offers_what_the_program_side_reports():
     assert callable(old) and isinstance(old, collections.abc.Iterable)
     with pytest.raises(Exception, match="malformed handle"):
         session._decode_tag(["h", 4, "Plain", "yes"])
+
+
+# ----------------------------------------------------------------------------- harness limitations
+
+PASSES_BACK_WHAT_F_RAISED = "try:\n    r = f(1)\nexcept Exception as e:\n    r = e\nassert f(r) == 3\n"
+
+
+def test_exception_the_program_raised_passed_back_to_it(ex):
+    """The channel cannot carry an exception instance; this one exists because the program raised."""
+    prob = problem(AssertTest(PASSES_BACK_WHAT_F_RAISED))
+    assert run(ex, prob, "def f(x):\n    return x + 1\n").verdict is Verdict.PASSED
+    result = run(ex, prob, "def f(x):\n    raise ValueError('no')\n")
+    assert_not_passed(result, Verdict.RUNTIME_ERROR)
+    assert "harness limitation" in result.tests[0].message, result
+
+
+def test_program_builds_its_exception_through_a_callback(ex):
+    """A program's exception class comes back as a class of the trusted side; passed to the program it
+    is a callback, and calling it makes an instance that cannot travel: the program's doing."""
+    program = "class E(Exception):\n    pass\ndef f(x):\n    if callable(x):\n        x()\n    return E\n"
+    result = run(ex, problem(AssertTest("assert f(f(1)) == 3")), program)
+    assert_not_passed(result, Verdict.RUNTIME_ERROR)
+    assert "harness limitation" in result.tests[0].message, result

@@ -24,6 +24,7 @@ from pgrpo.sandbox.remote import (
     CandidateRaised,
     HarnessLimit,
     ProcStats,
+    ProgramValueLimit,
     Remote,
     RequestTimeout,
     SandboxGone,
@@ -205,6 +206,8 @@ class ModuleTests:
             return None
         except wire.FrameTooLarge:
             verdict, message = Verdict.OUTPUT_EXCEEDED, "returned value too large"
+        except ProgramValueLimit as e:
+            verdict, message = Verdict.RUNTIME_ERROR, f"harness limitation: {exception_text(e)}"
         except HarnessLimit as e:
             verdict, message = Verdict.SANDBOX_ERROR, f"harness limitation: {exception_text(e)}"
         except CandidateRaised as e:

@@ -49,6 +49,11 @@ class HarnessLimit(BaseException):
     """A test needs something the channel cannot carry (e.g. an object of a test-defined class)."""
 
 
+class ProgramValueLimit(HarnessLimit):
+    """What cannot travel exists because of the program: an exception it raised (or made through a
+    callback from its exception class) that the test passes back to it. Its doing, not the harness's."""
+
+
 class Session:
     """The request/reply conversation with one sandboxed module."""
 
@@ -86,6 +91,10 @@ class Session:
         if callable(obj):
             self.callbacks.append(obj)
             return ["cb", len(self.callbacks) - 1]
+        if isinstance(obj, CandidateRaised):
+            raise ProgramValueLimit(
+                f"the program's {type(obj).__name__} exception cannot be passed into the sandbox"
+            )
         raise HarnessLimit(f"a {type(obj).__name__} object cannot be passed into the sandbox")
 
     def _decode_tag(self, data: list) -> Any:
