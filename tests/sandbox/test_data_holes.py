@@ -5,13 +5,22 @@ sandbox_error (masked in rewards) instead of the verdict its code earned.
 - pd.NA (the missing value of nullable dtypes) travels by value both ways, so a nullable Series
   returned by a program reaches the test, and one passed back into the program is not a harness
   limitation.
+- Files the program wrote, which the runner mirrors into the test's directory: a test that
+  unpickles one (pickle.load, pd.read_pickle, np.load(allow_pickle=True)) must run none of the
+  program's code as the trusted runner; plain data still loads (`pgrpo.sandbox.unpickle`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import pickle
+import subprocess
+import sys
 
 from attack_kit import *  # noqa: F403 - the shared kit: constants, problems, run(), fixtures
+
+from pgrpo.sandbox import unpickle
 
 
 def with_pandas(prob: Problem) -> Problem:
@@ -141,3 +150,268 @@ def test_a_forged_nullable_series_through_a_callback_is_not_a_harness_failure(ex
     )
     result = run(ex, with_pandas(problem(AssertTest("k = 2\nassert f(lambda x: x * k) == 5"))), program)
     assert_not_passed(result)
+
+
+# ----------------------------------------------------------------------------- unpickling a program's files
+
+# Objects whose pickles a program may write for its tests (BigCodeBench saves DataFrames, arrays,
+# dicts), as the installed NumPy and pandas pickle them; each must load through the restricted
+# unpickler as an equal object of the same type.
+PLAIN_DATA = code(
+    """
+    import collections, datetime, decimal, fractions, zoneinfo
+    import numpy as np, pandas as pd
+    OBJECTS = [
+        {"a": [1, 2.5, "x", None, True, b"b", 1j]}, {1, 2}, frozenset([1]), (1,), bytearray(b"x"),
+        range(3), slice(1, 2), collections.OrderedDict(a=1), collections.defaultdict(list, a=[1]),
+        collections.Counter("aab"), collections.deque([1], 3), datetime.datetime(2020, 1, 1),
+        datetime.date(2020, 1, 1), datetime.time(1), datetime.timedelta(1),
+        datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
+        datetime.datetime(2020, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+        decimal.Decimal("1.5"), fractions.Fraction(1, 3),
+        np.arange(3), np.array([1.5]), np.array(["a"]), np.array([1, "a"], dtype=object),
+        np.arange(4).reshape(2, 2).T, np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]),
+        np.array(["2020-01-01"], dtype="datetime64[D]"), np.float64(1.5), np.int64(3), np.bool_(True),
+        np.str_("x"), np.datetime64("2020-01-01"), np.dtype("int32"),
+        pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, None]}), pd.Series([1.0, 2.0], name="s"),
+        pd.Index([1, 2]), pd.RangeIndex(3), pd.date_range("2020", periods=3),
+        pd.date_range("2020", periods=3, freq="B", tz="UTC"), pd.MultiIndex.from_tuples([(1, "a")]),
+        pd.Categorical(["a", "b"]), pd.Series(pd.Categorical(["a", "b"])), pd.CategoricalIndex(["a"]),
+        pd.Timestamp("2020-01-01"), pd.Timestamp("2020", tz="Europe/Paris"), pd.Timedelta("1D"),
+        pd.timedelta_range("1D", periods=2), pd.period_range("2020", periods=2, freq="M"),
+        pd.IntervalIndex.from_breaks([0, 1, 2]), pd.Series([1, None], dtype="Int64"),
+        pd.Series([True, None], dtype="boolean"), pd.Series(["a", None], dtype="string"), pd.NA, pd.NaT,
+        pd.DataFrame({"x": [1.0, 2.0]}).describe(), pd.DataFrame({"a": [1], "b": [2]}).groupby("a").sum(),
+    ]
+    """
+)
+
+
+def same(a, b) -> bool:
+    import numpy as np
+    import pandas as pd
+
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (pd.DataFrame, pd.Series, pd.Index, pd.Categorical)):
+        return a.equals(b) and getattr(a, "dtype", None) == getattr(b, "dtype", None)
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and (a == b).all()
+    return a is b if a is pd.NA or a is pd.NaT else a == b
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_plain_data_loads_through_the_restricted_unpickler(protocol):
+    space: dict = {}
+    exec(PLAIN_DATA, space)
+    for obj in space["OBJECTS"]:
+        loaded = unpickle.loads(pickle.dumps(obj, protocol))
+        assert same(obj, loaded), (protocol, obj, loaded)
+
+
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("os", "system"),
+        ("posix", "system"),
+        ("subprocess", "Popen"),
+        ("builtins", "eval"),
+        ("builtins", "exec"),
+        ("builtins", "__import__"),
+        ("builtins", "open"),
+        ("importlib", "import_module"),
+        ("ctypes", "CDLL"),
+        ("pickle", "loads"),
+        ("numpy", "memmap"),
+        ("numpy", "load"),
+        ("numpy.ctypeslib", "load_library"),
+        ("numpy.testing", "assert_equal"),
+        ("pandas", "eval"),
+        ("pandas", "read_pickle"),
+        ("pandas", "read_csv"),
+        ("pandas.core.computation.eval", "eval"),
+        ("__builtin__", "eval"),  # a Python 2 name, mapped as pickle maps it
+    ],
+)
+def test_a_global_outside_the_allowlist_is_refused(module, name):
+    data = b"c" + module.encode() + b"\n" + name.encode() + b"\n(S'echo hi'\ntR."
+    with pytest.raises(pickle.UnpicklingError, match=r"may not make the trusted side run") as caught:
+        unpickle.loads(data)
+    assert name in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"cbuiltins\ngetattr\n(cbuiltins\nobject\nV__subclasses__\ntR.",  # getattr, for anything but ZoneInfo
+        b"cbuiltins\ngetattr\n(czoneinfo\nZoneInfo\nVclear_cache\ntR.",
+        b"c_codecs\nencode\n(Vx\nVrot13\ntR.",  # _codecs.encode, for anything but latin-1
+    ],
+)
+def test_the_narrowed_globals_refuse_other_uses(data):
+    with pytest.raises(pickle.UnpicklingError, match="may not make the trusted side"):
+        unpickle.loads(data)
+
+
+def test_an_inconsistent_arrow_array_is_refused():
+    """pyarrow rebuilds an array from a pickle's offsets unchecked (reads past its buffer later)."""
+    import numpy as np
+    import pyarrow as pa
+
+    restore, (state,) = pa.array(["ab", "cd"]).__reduce__()
+    kind, length, nulls, offset, buffers, children, dictionary = state
+    offsets = pa.py_buffer(np.array([0, 2, 100_000], dtype=np.int32).tobytes())
+    forged = (kind, length, nulls, offset, [buffers[0], offsets, buffers[2]], children, dictionary)
+
+    class Forged:
+        def __reduce__(self):
+            return (restore, (forged,))
+
+    with pytest.raises(pickle.UnpicklingError, match="inconsistent arrow array"):
+        unpickle.loads(pickle.dumps(Forged()))
+
+
+# install() patches this interpreter's pickle module, so it is tried in an interpreter of its own.
+AFTER_INSTALL = code(
+    """
+    import json, pickle, sys, warnings
+    import numpy as np, pandas as pd
+    from pgrpo.sandbox import unpickle
+    from pgrpo.types import Problem
+    warnings.simplefilter("ignore")
+    unpickle.install()
+    unpickle.install()  # a second call changes nothing
+    marker, evil, plain = sys.argv[1:4]
+    pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_pickle(plain)
+    loaders = {
+        "pickle.load": lambda p: pickle.load(open(p, "rb")),
+        "pickle.loads": lambda p: pickle.loads(open(p, "rb").read()),
+        "pickle.Unpickler": lambda p: pickle.Unpickler(open(p, "rb")).load(),
+        "pickle._load": lambda p: pickle._load(open(p, "rb")),
+        "pickle._Unpickler": lambda p: pickle._Unpickler(open(p, "rb")).load(),
+        "_pickle.loads": lambda p: __import__("_pickle").loads(open(p, "rb").read()),
+        "pd.read_pickle": pd.read_pickle,
+        "pickle_compat": lambda p: __import__("pandas.compat.pickle_compat").compat.pickle_compat.loads(
+            open(p, "rb").read()
+        ),
+        "np.load": lambda p: np.load(p, allow_pickle=True),
+    }
+    try:
+        import joblib
+        loaders["joblib.load"] = joblib.load
+    except ImportError:
+        pass
+    out = {}
+    for name, load in loaders.items():
+        try:
+            load(evil)
+            evil_outcome = "loaded"
+        except Exception as e:  # np.load raises its own error from ours
+            causes = [e, e.__cause__, e.__context__]
+            refused = any("may not make the trusted side run" in str(c) for c in causes)
+            evil_outcome = "refused" if refused and isinstance(e, pickle.UnpicklingError) else repr(e)
+        try:
+            plain_ok = load(plain).equals(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
+        except Exception as e:
+            plain_ok = repr(e)
+        out[name] = [evil_outcome, plain_ok]
+    # the runner's own messages still load
+    problem = Problem(id="p", prompt="", tests=())
+    out["trusted_loads"] = unpickle.trusted_loads(pickle.dumps(problem)) == problem
+    print(json.dumps(out))
+    """
+)
+
+
+def evil_pickle(path, marker: str) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (exec, (f"open({marker!r}, 'w').write('ran')",))
+
+    path.write_bytes(pickle.dumps(Evil()))
+
+
+def test_after_install_every_unpickler_refuses_code_and_loads_data(tmp_path):
+    marker, evil, plain = tmp_path / "ran", tmp_path / "evil.pkl", tmp_path / "plain.pkl"
+    evil_pickle(evil, str(marker))
+    proc = subprocess.run(
+        [sys.executable, "-c", AFTER_INSTALL, str(marker), str(evil), str(plain)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    outcomes = json.loads(proc.stdout)
+    assert outcomes.pop("trusted_loads") is True
+    assert outcomes == {name: ["refused", True] for name in outcomes}
+    assert not marker.exists()
+
+
+# The runner (the trusted side, root on the host) loads what the program wrote when a test asks.
+WRITES_A_PICKLE = code(
+    """
+    import pickle
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("open(" + repr({marker}) + ", 'w').write('ran on the trusted side')",))
+    def task_func(path, data):
+        with open(path, "wb") as fh:
+            pickle.dump(Payload(), fh)
+        return True
+    """
+)
+LOADS = {
+    "pickle.load": "import pickle\nwith open('out.pkl', 'rb') as fh:\n    assert pickle.load(fh) == {'a': 1}",
+    "pd.read_pickle": "import pandas as pd\nassert pd.read_pickle('out.pkl') == {'a': 1}",
+    "np.load": "import numpy as np\nassert np.load('out.pkl', allow_pickle=True) == {'a': 1}",
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs `unpickle.install()` in runner.main() (and `_recv` reading with unpickle.trusted_loads)",
+)
+@pytest.mark.parametrize("loader", sorted(LOADS))
+def test_a_pickle_the_program_wrote_runs_nothing_on_the_trusted_side(ex, tmp_path, loader):
+    marker = str(tmp_path / "ran")
+    test = "assert task_func('out.pkl', {'a': 1}) is True\n" + LOADS[loader]
+    result = run(
+        ex,
+        with_pandas(problem(AssertTest(test), entry_point="task_func")),
+        code(WRITES_A_PICKLE, marker=marker),
+    )
+    ran = os.path.exists(marker)
+    assert_not_passed(result, Verdict.FAILED)
+    assert not ran, "the program's pickle ran its code in the trusted runner"
+    if loader != "np.load":  # np.load raises its own error ("Failed to interpret file") from ours
+        assert "may not make the trusted side run builtins.exec" in result.message, result
+
+
+def test_control_plain_pickles_the_program_wrote_load_in_the_test(ex):
+    program = code(
+        """
+        import pickle
+        import numpy as np
+        import pandas as pd
+        def task_func(path):
+            with open(path + ".pkl", "wb") as fh:
+                pickle.dump({"a": [1, 2], "b": {"c": (3.5, None)}}, fh)
+            pd.DataFrame({"x": [1, 2], "y": ["p", "q"]}).to_pickle(path + ".df")
+            np.save(path + ".npy", np.array([1, "a", None], dtype=object), allow_pickle=True)
+            return True
+        """
+    )
+    test = code(
+        """
+        import pickle
+        import numpy as np
+        import pandas as pd
+        assert task_func("out") is True
+        with open("out.pkl", "rb") as fh:
+            assert pickle.load(fh) == {"a": [1, 2], "b": {"c": (3.5, None)}}
+        assert pd.read_pickle("out.df").equals(pd.DataFrame({"x": [1, 2], "y": ["p", "q"]}))
+        assert np.load("out.npy", allow_pickle=True).tolist() == [1, "a", None]
+        """
+    )
+    result = run(ex, with_pandas(problem(AssertTest(test), entry_point="task_func")), program)
+    assert result.passed, result
