@@ -367,10 +367,6 @@ LOADS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs `unpickle.install()` in runner.main() (and `_recv` reading with unpickle.trusted_loads)",
-)
 @pytest.mark.parametrize("loader", sorted(LOADS))
 def test_a_pickle_the_program_wrote_runs_nothing_on_the_trusted_side(ex, tmp_path, loader):
     marker = str(tmp_path / "ran")

@@ -48,6 +48,9 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   reaches only its own forked process (never the fork server that later runs inherit), and the
   files it leaves for the tests are mirrored with deletions and bounded on the host;
 - crashes of any kind end as runtime_error, and the worker and the batch carry on;
+- unpickling files a program wrote (BigCodeBench tests load them with pickle, pandas, NumPy or
+  joblib): only plain data, NumPy and pandas values load here (`unpickle`), never a global that
+  would run the program's choice of code on the host;
 - the compiler as a way in: the program's text is compiled in its sandboxed child under the run's
   limits, so text that crashes the compiler, or takes it to gigabytes or seconds, is the program's
   runtime_error, compile_error or timeout, never the trusted side's crash, memory or log;
@@ -71,6 +74,10 @@ What it does not protect against:
   state, a C function such as `os.remove`) stays here, and the program calls it back with
   arguments of its choosing, run here with the runner's rights: a test that passes one trusts the
   program with it;
+- a test that unpickles a program's file holding anything but plain data, NumPy or pandas values
+  (an sklearn model, a matplotlib figure, a class of the test's) fails, even for a correct program;
+  an unpickler class that subclassed the C Unpickler before `unpickle.install()` keeps its own
+  `find_class`;
 - per-test CPU and time cover the calls a test makes, not the program's loading: work done at
   module level (a table filled at import) is counted in no test's figures; operations on handles (len, str, iteration, attributes, and
   method calls such as a program class's own `equals`) are answered by the program's own code, so
@@ -110,6 +117,7 @@ import sys
 import time
 from typing import Any
 
+from pgrpo.sandbox import unpickle
 from pgrpo.sandbox.child import EXIT_COMPILE_ERROR, EXIT_MEMORY_ERROR
 from pgrpo.sandbox.compare import outputs_match
 from pgrpo.sandbox.files import SharedFiles
@@ -428,7 +436,7 @@ def _recv(stream: Any) -> Any:
     header = stream.read(4)
     if len(header) < 4:
         raise EOFError
-    return pickle.loads(stream.read(struct.unpack(">I", header)[0]))
+    return unpickle.trusted_loads(stream.read(struct.unpack(">I", header)[0]))  # the pool's: trusted
 
 
 def _serve(runner: Runner, requests: Any, replies: Any) -> None:
@@ -482,6 +490,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     set_process_name("pgrpo-runner")
     signal.signal(signal.SIGALRM, _on_alarm)
+    unpickle.install()  # test code loading a program's pickles runs none of its code
     runner = Runner(disable)
     try:
         _send(replies, ("hello", runner.layers.to_dict()))
