@@ -189,3 +189,39 @@ def test_program_builds_its_exception_through_a_callback(ex):
     result = run(ex, problem(AssertTest("assert f(f(1)) == 3")), program)
     assert_not_passed(result, Verdict.RUNTIME_ERROR)
     assert "harness limitation" in result.tests[0].message, result
+
+
+# ----------------------------------------------------------------------------- the program's exceptions
+
+RAISES_UNICODE = "def f(a, b):\n    b'\\xff'.decode()\n"
+
+
+def test_exception_needing_more_than_a_message_raised_while_the_tests_load(ex):
+    """A name the tests read is asked of the program, whose module `__getattr__` raises an exception
+    that cannot be rebuilt here from its message alone: the program's failure, not the harness's."""
+    program = (
+        "def __getattr__(name):\n    raise UnicodeDecodeError('utf-8', b'', 0, 1, 'x')\n"
+        "def f(a, b):\n    return a + b\n"
+    )
+    result = run(ex, problem(AssertTest("assert f(2, 3) == Pair")), program)
+    assert_not_passed(result, Verdict.FAILED)
+    assert "NameError" in result.tests[0].message, result
+
+
+@pytest.mark.parametrize(
+    "program",
+    [RAISES_UNICODE, "def f(a, b):\n    raise ExceptionGroup('g', [ValueError(1)])\n"],
+    ids=["unicode", "exception-group"],
+)
+def test_exception_needing_more_than_a_message_raised_by_a_call(ex, program):
+    """It arrives as the candidate's error (its nearest base that takes a message), not a TypeError."""
+    result = run(ex, problem(AssertTest("assert f(2, 3) == 5")), program)
+    assert_not_passed(result, Verdict.RUNTIME_ERROR)
+    assert "TypeError" not in result.tests[0].message, result
+
+
+def test_unicode_error_of_the_program_is_caught_as_one(ex):
+    test = "try:\n    f(2, 3)\nexcept UnicodeError:\n    assert False, 'caught'"
+    result = run(ex, problem(AssertTest(test)), RAISES_UNICODE)
+    assert_not_passed(result, Verdict.FAILED)
+    assert result.tests[0].message == "assertion failed: caught", result

@@ -129,20 +129,7 @@ class Session:
         if type(bases) is not list or not all(type(b) is str for b in bases):
             raise wire.WireError("malformed exception bases")
         if name not in self.exception_classes:
-            base = next(
-                (
-                    getattr(builtins, b)
-                    for b in bases
-                    if isinstance(getattr(builtins, b, None), type)
-                    and issubclass(getattr(builtins, b), Exception)
-                    and not issubclass(getattr(builtins, b), _CONTROL_FLOW)
-                ),
-                Exception,
-            )
-            # CandidateRaised is itself an Exception: adding it after a more specific built-in base
-            # keeps `except ValueError` working; for anything else it is the only base.
-            parents = (CandidateRaised,) if base is Exception else (base, CandidateRaised)
-            self.exception_classes[name] = type(name, parents, {})
+            self.exception_classes[name] = _stand_in(name, bases)
         return self.exception_classes[name]
 
     # -- the conversation
@@ -271,6 +258,28 @@ class Session:
                 if new is not None:
                     _update_in_place(original, self._decode(new))
         return value
+
+
+def _stand_in(name: str, bases: list[str]) -> type:
+    """The class of the candidate's exception here: its first built-in base (in the candidate's
+    order) that an exception made from one message can have, plus CandidateRaised. Bases that need
+    more than a message are passed over (UnicodeDecodeError arrives as a UnicodeError, ExceptionGroup
+    as a plain exception): building one here would fail, and that failure would be ours."""
+    for base_name in bases:
+        base = getattr(builtins, base_name, None)
+        if not isinstance(base, type) or not issubclass(base, Exception) or issubclass(base, _CONTROL_FLOW):
+            continue
+        if base is Exception:
+            break
+        # CandidateRaised is itself an Exception: adding it after a more specific built-in base
+        # keeps `except ValueError` working; for anything else it is the only base.
+        cls = type(name, (base, CandidateRaised), {})
+        try:
+            cls("message")
+        except TypeError:
+            continue
+        return cls
+    return type(name, (CandidateRaised,), {})
 
 
 def _ship(name: str, value: Any, session: Session) -> list:
