@@ -225,3 +225,34 @@ def test_unicode_error_of_the_program_is_caught_as_one(ex):
     result = run(ex, problem(AssertTest(test)), RAISES_UNICODE)
     assert_not_passed(result, Verdict.FAILED)
     assert result.tests[0].message == "assertion failed: caught", result
+
+
+def test_callback_error_holding_a_handle_asks_nothing_of_the_program(ex):
+    """A test's callback (it reads a global, so it stays here) raises with the program's object in its
+    message while the program waits for its answer: the error goes back without asking the program."""
+    test = code(
+        """
+        K = 1
+        def check(x):
+            if x != K:
+                raise ValueError(x)
+            return True
+        assert f(check) == 5
+        """
+    )
+    program = code(
+        """
+        import os
+        class R:
+            def __str__(self):
+                os._exit(0)
+        def f(check):
+            try:
+                check(R())
+            except Exception as e:
+                assert "<sandboxed R>" in str(e), str(e)
+                return 5
+        """
+    )
+    result = run(ex, problem(AssertTest(test)), program)
+    assert result.verdict is Verdict.PASSED, result

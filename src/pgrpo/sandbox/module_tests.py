@@ -9,7 +9,6 @@ import copy
 import functools
 import importlib
 import os
-import reprlib
 import signal
 import sys
 import time
@@ -29,6 +28,7 @@ from pgrpo.sandbox.remote import (
     RequestTimeout,
     SandboxGone,
     Session,
+    exception_text,
     remote_module,
     strict_truth,
 )
@@ -256,29 +256,6 @@ def _strict_any(iterable: Any) -> bool:
         if strict_truth(item):
             return True
     return False
-
-
-_PLAIN_ARGS = frozenset({str, int, float, bool, bytes, type(None)})
-_BOUNDED_REPR = reprlib.Repr()
-_BOUNDED_REPR.maxstring = _BOUNDED_REPR.maxother = 300
-
-
-def exception_text(exc: BaseException, limit: int = 300) -> str:
-    """What an exception from test code says, made without running any of the program's code.
-
-    An assert's message is often the program's own value (`assert r == 5, r`): a handle's `str` is
-    answered by the program, which could raise, stall or exit in it, so here a handle is named by its
-    type (its repr, `<sandboxed R>`) and any value other than plain data by a size-bounded repr.
-    Whatever still goes wrong in formatting leaves the message empty; a channel failure on the way is
-    remembered by the session, whose verdict then stands."""
-    try:
-        if all(type(arg) in _PLAIN_ARGS for arg in exc.args):
-            text = str(exc)  # the exception's own wording (KeyError quotes, OSError's errno)
-        else:
-            text = ", ".join(arg if type(arg) is str else _BOUNDED_REPR.repr(arg) for arg in exc.args)
-    except (Exception, RequestTimeout, SandboxGone, HarnessLimit, TrustedTimeout):
-        return ""
-    return text[:limit]
 
 
 def _module_named(name: str) -> str | None:

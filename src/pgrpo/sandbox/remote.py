@@ -16,6 +16,7 @@ import builtins
 import functools
 import marshal
 import os
+import reprlib
 import select
 import time
 import types
@@ -52,6 +53,29 @@ class HarnessLimit(BaseException):
 class ProgramValueLimit(HarnessLimit):
     """What cannot travel exists because of the program: an exception it raised (or made through a
     callback from its exception class) that the test passes back to it. Its doing, not the harness's."""
+
+
+_PLAIN_ARGS = frozenset({str, int, float, bool, bytes, type(None)})
+_BOUNDED_REPR = reprlib.Repr()
+_BOUNDED_REPR.maxstring = _BOUNDED_REPR.maxother = 300
+
+
+def exception_text(exc: BaseException, limit: int = 300) -> str:
+    """What an exception from test code says, made without running any of the program's code.
+
+    An assert's message is often the program's own value (`assert r == 5, r`): a handle's `str` is
+    answered by the program, which could raise, stall or exit in it, so here a handle is named by its
+    type (its repr, `<sandboxed R>`) and any value other than plain data by a size-bounded repr.
+    Whatever still goes wrong in formatting leaves the message empty; a channel failure on the way is
+    remembered by the session, whose verdict then stands."""
+    try:
+        if all(type(arg) in _PLAIN_ARGS for arg in exc.args):
+            text = str(exc)  # the exception's own wording (KeyError quotes, OSError's errno)
+        else:
+            text = ", ".join(arg if type(arg) is str else _BOUNDED_REPR.repr(arg) for arg in exc.args)
+    except (Exception, RequestTimeout, SandboxGone, HarnessLimit):
+        return ""
+    return text[:limit]
 
 
 class Session:
@@ -240,7 +264,7 @@ class Session:
         except (SandboxGone, RequestTimeout):
             raise
         except Exception as e:
-            reply = ["cberr", cid, type(e).__name__, str(e)[:500]]
+            reply = ["cberr", cid, type(e).__name__, exception_text(e, 500)]
         try:
             wire.send_frame(self.fd, wire.dumps(reply), self.deadline)
         except wire.DeadlinePassed:
