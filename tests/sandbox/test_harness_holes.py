@@ -87,6 +87,25 @@ def test_setup_importing_from_the_candidate_module_passes_a_correct_program(ex):
 
 
 @pytest.mark.parametrize(
+    "setup, test",
+    [("from code import *\n", "assert f(2, 3) == 5"), ("", "from code import *\nassert f(2, 3) == 5")],
+    ids=["in-setup", "in-a-test"],
+)
+def test_star_import_of_the_candidate_module(ex, setup, test):
+    """Counting setup's imports as asking the program must not fail correct programs on `import *`."""
+    prob = _lbpp(setup, AssertTest(test))
+    assert run(ex, prob, CORRECT_ADD).verdict is Verdict.PASSED
+    assert_not_passed(run(ex, prob, WRONG_ADD), Verdict.FAILED)
+
+
+def test_star_import_brings_no_module_of_the_program(ex):
+    """The program's `math` (patched in the sandbox) does not replace the test's real one."""
+    program = "import math\nmath.isclose = lambda *a, **k: True\n__all__ = ['f', 'math']\ndef f(a, b):\n    return 0\n"
+    result = run(ex, _lbpp("from code import *\n", AssertTest("assert math.isclose(f(2, 3), 5)")), program)
+    assert_not_passed(result, Verdict.FAILED)
+
+
+@pytest.mark.parametrize(
     "setup",
     ["import os\nHOME = os.environ['PGRPO_NOT_SET']\n", "x = 1 / 0\n"],
     ids=["key-error", "zero-division"],

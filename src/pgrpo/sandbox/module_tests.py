@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+import types
 from typing import Any
 
 from pgrpo.sandbox import wire
@@ -132,7 +133,7 @@ class ModuleTests:
         def sandbox_aware_import(name, globals=None, locals=None, fromlist=(), level=0):
             if level == 0 and name == module_name:
                 self.asked_program = True  # setup's `from code import f, helper` reads the program's names
-                return remote_module(session, name)
+                return self._star_import(name) if "*" in (fromlist or ()) else remote_module(session, name)
             if level == 0 and name == "time":
                 return clock
             return real_import(name, globals, locals, fromlist, level)
@@ -172,9 +173,28 @@ class ModuleTests:
             value = remote_module(session, self.problem.candidate_module)._req("getattr", name)
         except CandidateRaised:  # the program does not define it either: a NameError, as before
             return
-        if isinstance(value, Remote) and object.__getattribute__(value, "_type_name") == "module":
-            return
-        namespace[name] = value
+        if not _is_module_handle(value):
+            namespace[name] = value
+
+    def _star_import(self, name: str) -> types.ModuleType:
+        """What `from <candidate module> import *` binds: the program's public names (its `__all__`,
+        else every name not starting with `_`), as `_program_name` gives them, and as it does, never
+        a module of the program's nor a name of a standard or benchmark module."""
+        public = remote_module(self.session, name)._req("getattr", "__dict__")
+        if type(public) is not dict:
+            raise ImportError(f"the program's module {name!r} has no namespace to import * from")
+        listed = public.get("__all__")
+        if isinstance(listed, (list, tuple)) and all(type(n) is str for n in listed):
+            names = list(listed)
+        else:
+            names = [n for n in public if type(n) is str and not n.startswith("_")]
+        module = types.ModuleType(name)
+        for n in names:
+            if n not in public:
+                raise AttributeError(f"module {name!r} has no attribute {n!r}")
+            if _module_named(n) is None and not _is_module_handle(public[n]):
+                setattr(module, n, public[n])
+        return module
 
     def _one(self, test: AssertTest | CallTest, namespace: dict) -> TestResult | None:
         cpu0, _ = self.stats.read()
@@ -256,6 +276,10 @@ def _strict_any(iterable: Any) -> bool:
         if strict_truth(item):
             return True
     return False
+
+
+def _is_module_handle(value: Any) -> bool:
+    return isinstance(value, Remote) and object.__getattribute__(value, "_type_name") == "module"
 
 
 def _module_named(name: str) -> str | None:
