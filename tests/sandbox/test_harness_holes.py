@@ -98,6 +98,13 @@ def test_star_import_of_the_candidate_module(ex, setup, test):
     assert_not_passed(run(ex, prob, WRONG_ADD), Verdict.FAILED)
 
 
+def test_star_import_leaves_private_globals_in_the_sandbox(ex):
+    """A private table larger than a frame stays where it is: only public names travel."""
+    program = "_TABLE = 'x' * (20 * 1024 * 1024)\n" + CORRECT_ADD
+    result = run(ex, _lbpp("from code import *\n", AssertTest("assert f(2, 3) == 5")), program)
+    assert result.verdict is Verdict.PASSED, result
+
+
 def test_star_import_brings_no_module_of_the_program(ex):
     """The program's `math` (patched in the sandbox) does not replace the test's real one."""
     program = "import math\nmath.isclose = lambda *a, **k: True\n__all__ = ['f', 'math']\ndef f(a, b):\n    return 0\n"

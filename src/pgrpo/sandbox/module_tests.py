@@ -178,22 +178,25 @@ class ModuleTests:
 
     def _star_import(self, name: str) -> types.ModuleType:
         """What `from <candidate module> import *` binds: the program's public names (its `__all__`,
-        else every name not starting with `_`), as `_program_name` gives them, and as it does, never
-        a module of the program's nor a name of a standard or benchmark module."""
-        public = remote_module(self.session, name)._req("getattr", "__dict__")
-        if type(public) is not dict:
-            raise ImportError(f"the program's module {name!r} has no namespace to import * from")
-        listed = public.get("__all__")
-        if isinstance(listed, (list, tuple)) and all(type(n) is str for n in listed):
-            names = list(listed)
-        else:
-            names = [n for n in public if type(n) is str and not n.startswith("_")]
+        else the names its module lists that do not start with `_`), as `_program_name` gives them,
+        and as it does, never a module of the program's nor a name of a standard or benchmark module.
+        Only those names are fetched: the program's private globals stay in the sandbox."""
+        program = remote_module(self.session, name)
+        try:
+            names = program._req("getattr", "__all__")
+        except CandidateRaised:  # no `__all__`
+            names = None
+        if not (isinstance(names, (list, tuple)) and all(type(n) is str for n in names)):
+            listed = program._req("getattr", "__dir__")()
+            if not isinstance(listed, list):
+                raise ImportError(f"the program's module {name!r} did not list its names")
+            names = [n for n in listed if type(n) is str and not n.startswith("_")]
         module = types.ModuleType(name)
         for n in names:
-            if n not in public:
-                raise AttributeError(f"module {name!r} has no attribute {n!r}")
-            if _module_named(n) is None and not _is_module_handle(public[n]):
-                setattr(module, n, public[n])
+            if _module_named(n) is None:
+                value = program._req("getattr", n)  # a missing name raises, as `import *` does
+                if not _is_module_handle(value):
+                    setattr(module, n, value)
         return module
 
     def _one(self, test: AssertTest | CallTest, namespace: dict) -> TestResult | None:
