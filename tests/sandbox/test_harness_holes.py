@@ -282,3 +282,14 @@ def test_callback_error_holding_a_handle_asks_nothing_of_the_program(ex):
     )
     result = run(ex, problem(AssertTest(test)), program)
     assert result.verdict is Verdict.PASSED, result
+
+
+def test_program_calls_a_test_class_whose_instance_cannot_travel(ex):
+    """A test-defined class passed to the program stays here (a callback); a correct program only
+    reads it, a wrong one builds an instance, which cannot travel into the sandbox: its doing."""
+    test = "class Node:\n    def __init__(self, v):\n        self.v = v\nassert f(Node, 2) == 2\n"
+    prob = problem(AssertTest(test))
+    assert run(ex, prob, "def f(cls, x):\n    return x\n").verdict is Verdict.PASSED
+    result = run(ex, prob, "def f(cls, x):\n    cls(x)\n    return x\n")
+    assert_not_passed(result, Verdict.RUNTIME_ERROR)
+    assert "harness limitation" in result.tests[0].message, result

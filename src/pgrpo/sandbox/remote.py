@@ -51,8 +51,9 @@ class HarnessLimit(BaseException):
 
 
 class ProgramValueLimit(HarnessLimit):
-    """What cannot travel exists because of the program: an exception it raised (or made through a
-    callback from its exception class) that the test passes back to it. Its doing, not the harness's."""
+    """What cannot travel exists because of the program: an exception it raised that the test passes
+    back to it, or what a test's callable returned to a call the program made. Its doing, not the
+    harness's."""
 
 
 _PLAIN_ARGS = frozenset({str, int, float, bool, bytes, type(None)})
@@ -260,7 +261,13 @@ class Session:
         try:
             fn = self.callbacks[int(cb_id)]
             value = fn(*self._decode(args), **self._decode(kwargs))
-            reply = ["cbok", cid, self.encoder.encode(value)]
+            try:
+                reply = ["cbok", cid, self.encoder.encode(value)]
+            except HarnessLimit as e:
+                # The program chose this call and its arguments (a test's class it was handed, built
+                # into an instance); a correct program need not make it: the failure is the program's.
+                what = exception_text(e)
+                raise ProgramValueLimit(f"the program called a test's callable; its result: {what}") from None
         except (SandboxGone, RequestTimeout):
             raise
         except Exception as e:
