@@ -184,14 +184,14 @@ def test_handle_offers_what_the_program_side_reports():
     mine, theirs = socket.socketpair()
     with mine, theirs:
         session = Session(mine.fileno(), 0.0)
-        plain = session._decode_tag(["h", 1, "Plain", False, False, False])
-        sized = session._decode_tag(["h", 2, "Bag", False, True, True])
-        old = session._decode_tag(["h", 3, "function", True])
+        plain = session.decoder.decode(["h", 1, "Plain", False, False, False])
+        sized = session.decoder.decode(["h", 2, "Bag", False, True, True])
+        old = session.decoder.decode(["h", 3, "function", True])
     assert not callable(plain) and not isinstance(plain, (collections.abc.Iterable, collections.abc.Sized))
     assert not callable(sized) and isinstance(sized, collections.abc.Iterable) and hasattr(sized, "__len__")
     assert callable(old) and isinstance(old, collections.abc.Iterable)
     with pytest.raises(Exception, match="malformed handle"):
-        session._decode_tag(["h", 4, "Plain", "yes"])
+        session.decoder.decode(["h", 4, "Plain", "yes"])
 
 
 # ----------------------------------------------------------------------------- harness limitations
