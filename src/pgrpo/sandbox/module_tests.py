@@ -97,11 +97,16 @@ class ModuleTests:
             )
             return [TestResult(Verdict.RUNTIME_ERROR, message=message[:500])] * len(self.tests)
         except BaseException as e:
-            message = f"the problem's setup code failed: {type(e).__name__}: {exception_text(e)}"[:500]
             # Setup that reads names of the program's (MBPP's `Node(1)`) fails on a program that
             # defines them wrongly or not at all: the program's fault, or it could buy a masked
             # reward. Setup that needs nothing of the program failed on its own: the problem's.
             verdict = Verdict.RUNTIME_ERROR if self.asked_program else Verdict.SANDBOX_ERROR
+            where = (
+                "the problem's setup failed on the program"
+                if self.asked_program
+                else "the problem's setup code failed"
+            )
+            message = f"{where}: {type(e).__name__}: {exception_text(e)}"[:500]
             return [TestResult(verdict, message=message)] * len(self.tests)
         results: list[TestResult | None] = []
         for i, test in enumerate(self.tests):
