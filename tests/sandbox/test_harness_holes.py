@@ -155,10 +155,6 @@ def test_handle_of_a_callable_object_is_callable(ex):
     assert result.verdict is Verdict.PASSED, result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the child does not yet report whether an object has __iter__ and __len__ (child.py _handle_of)",
-)
 @pytest.mark.parametrize(
     "test",
     [

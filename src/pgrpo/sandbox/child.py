@@ -77,7 +77,15 @@ class Server:
         if handle is None:
             handle = self.handles[id(obj)] = len(self.objects)
             self.objects.append(obj)  # kept alive for the whole run, so ids are never reused
-        return ["h", handle, type(obj).__name__, callable(obj)]
+        kind = type(obj)  # what the trusted side's handle may offer: calls, iteration, len()
+        return [
+            "h",
+            handle,
+            kind.__name__,
+            callable(obj),
+            hasattr(kind, "__iter__"),
+            hasattr(kind, "__len__"),
+        ]
 
     def _resolve_tag(self, data: list) -> Any:
         if data[0] == "H":
