@@ -144,3 +144,14 @@ def test_program_for_continues_a_code_prompt():
         == "def f(x):\n    return 1\n"
     )
     assert program_for(problem, Sample(id="p", solution="S")) == "S"
+
+
+def test_decoding_stops_at_the_resident_memory_bound():
+    """A few bytes of JSON can stand for hundreds of bytes of objects (["dq", null] is a deque): the
+    trusted side's decoder stops at its resident memory bound instead of filling the host."""
+    from pgrpo.sandbox.wire import FrameTooLarge
+
+    deques = ["l", *[["dq", None]] * 300_000]  # ~3 MB of JSON, ~190 MB of deques
+    with pytest.raises(FrameTooLarge, match="resident"):
+        values.Decoder(resident_limit_kb=values.resident_kb() + 50 * 1024).decode(deques)
+    assert len(values.Decoder().decode(["l", *[["dq", None]] * 1000])) == 1000  # no bound: as before

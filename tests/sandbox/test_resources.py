@@ -166,3 +166,18 @@ def test_reply_that_is_expensive_to_decode():
     result = run_in_fresh_executor(prob, program, HARNESS_ANSWER_S)
     assert result is not None, f"the harness gave no answer within {HARNESS_ANSWER_S} s"
     assert result["verdict"] not in ("passed", "sandbox_error"), result
+
+
+def test_a_run_cannot_send_the_trusted_side_more_than_its_budget(ex):
+    """16 MB answers to every request of a long test would fill the host's memory: output_exceeded
+    past 256 MB for the whole run (each answer alone is within the frame limit)."""
+    import dataclasses
+
+    test = AssertTest("for _ in range(40):\n    assert len(f()) == 15_000_000")
+    prob = dataclasses.replace(problem(test), time_limit_s=30.0)
+    result = run(ex, prob, "def f():\n    return 'x' * 15_000_000\n")
+    assert_not_passed(result, Verdict.OUTPUT_EXCEEDED)
+    within = dataclasses.replace(
+        problem(AssertTest("for _ in range(10):\n    assert len(f()) == 15_000_000")), time_limit_s=30.0
+    )
+    assert run(ex, within, "def f():\n    return 'x' * 15_000_000\n").verdict is Verdict.PASSED

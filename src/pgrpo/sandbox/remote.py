@@ -26,6 +26,11 @@ from typing import Any
 from pgrpo.sandbox import values, wire
 
 MODULE_HANDLE = 0
+# What one run may send the trusted side in all (16 frames of the largest size): values it decodes
+# stay in this process while test code holds them, and a program answering every request of a long
+# test with a full frame would otherwise fill the host's memory (output_exceeded past it).
+MAX_RUN_BYTES = 256 * 1024 * 1024
+VALUES_MB = 2048  # and the resident memory the values it decodes here may take (output_exceeded past it)
 
 
 class CandidateRaised(Exception):
@@ -88,11 +93,13 @@ class Session:
         self.files = files  # SharedFiles: copied across around every request
         self.deadline = deadline
         self.next_id = 0
+        self.received_bytes = 0  # the whole run's frames, against MAX_RUN_BYTES
         self.callbacks: list[Callable] = []
         self.exception_classes: dict[str, type] = {}
         self.remotes: dict[int, Remote] = {}
         self.encoder = values.Encoder(self._encode_other)
-        self.decoder = values.Decoder(self._decode_tag)
+        # what the program's values may add to this process's memory, on top of what it holds now
+        self.decoder = values.Decoder(self._decode_tag, values.resident_kb() + (VALUES_MB << 10))
         self.round_trip_s = 0.0  # the channel's own cost per request, measured on a trusted program
         self.overhead_s = 0.0  # channel time spent so far, hidden from the tests' clocks
         self.failure: BaseException | None = None  # a channel failure during the current test
@@ -175,7 +182,11 @@ class Session:
         if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
             raise self._fail(RequestTimeout())
         try:
-            message = wire.loads(wire.recv_frame(self.fd, deadline=self.deadline))
+            payload = wire.recv_frame(self.fd, deadline=self.deadline)
+            self.received_bytes += len(payload)
+            if self.received_bytes > MAX_RUN_BYTES:
+                raise wire.FrameTooLarge(f"the program sent over {MAX_RUN_BYTES >> 20} MB in one run")
+            message = wire.loads(payload)
         except EOFError:
             raise self._fail(SandboxGone("the sandboxed program ended")) from None
         except wire.DeadlinePassed:  # a frame begun and never finished
@@ -249,6 +260,9 @@ class Session:
             return self.decoder.decode(data)
         except wire.DeadlinePassed:
             raise self._fail(RequestTimeout()) from None
+        except wire.FrameTooLarge as e:  # past the resident memory bound: the run ends here
+            self.violation = self.violation or e
+            raise self._fail(e) from None
         except wire.WireError as e:
             raise self._violated(str(e)) from None
         except RecursionError:  # a value nested within MAX_DEPTH, on a stack already deep in test code

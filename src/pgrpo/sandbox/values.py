@@ -18,12 +18,13 @@ from __future__ import annotations
 import base64
 import collections
 import functools
+import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from pgrpo.sandbox.wire import DeadlinePassed, WireError
+from pgrpo.sandbox.wire import DeadlinePassed, FrameTooLarge, WireError
 
 MAX_RANGE_BY_VALUE = 1_000_000  # larger ranges stay in the sandbox: iterating them is paced by requests
 MAX_NAMEDTUPLE_TYPES = 64  # distinct namedtuple classes one decoder will build
@@ -205,13 +206,22 @@ class Encoder:
         ]
 
 
+def resident_kb() -> int:
+    """This process's resident memory, in KB."""
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") >> 10)
+
+
 class Decoder:
     """Rebuilds values from tagged JSON using only constructors of the receiving side."""
 
-    def __init__(self, on_tag: Callable[[list], Any] | None = None):
+    def __init__(self, on_tag: Callable[[list], Any] | None = None, resident_limit_kb: int | None = None):
+        """`resident_limit_kb`: the trusted side's bound on this process's resident memory while it
+        decodes (a few bytes of JSON can stand for hundreds of bytes of objects: ["dq",null] is a deque)."""
         self.on_tag = on_tag  # handles/callbacks: tags this codec does not know itself
         self.namedtuple_types: set[tuple] = set()
         self.deadline: float | None = None  # decoding a value from the sandbox stops here
+        self.resident_limit_kb = resident_limit_kb
         self.collisions = 0
         self._until_check = DEADLINE_CHECK_EVERY
 
@@ -220,9 +230,14 @@ class Decoder:
         self.deadline, self.collisions = deadline, 0
 
     def _check_deadline(self) -> None:
+        """Every DEADLINE_CHECK_EVERY decoded items: the deadline, and the resident memory bound."""
         self._until_check = DEADLINE_CHECK_EVERY
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise DeadlinePassed("deadline passed while decoding a value")
+        if self.resident_limit_kb is not None and resident_kb() > self.resident_limit_kb:
+            raise FrameTooLarge(
+                f"the value would take the trusted side past {self.resident_limit_kb >> 10} MB resident"
+            )
 
     def _distinct(self, keys: list) -> list:
         """Keys about to fill a set or a dict, refused when too many share a hash (MAX_HASH_COLLISION_COST)."""
