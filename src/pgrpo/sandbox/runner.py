@@ -48,6 +48,9 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   reaches only its own forked process (never the fork server that later runs inherit), and the
   files it leaves for the tests are mirrored with deletions and bounded on the host;
 - crashes of any kind end as runtime_error, and the worker and the batch carry on;
+- filling the trusted side's memory: 256 MB of frames per run and 2 GB of resident memory for the
+  values decoded here (a few bytes of JSON can stand for hundreds of bytes of objects), past which
+  the run is output_exceeded;
 - unpickling files a program wrote (BigCodeBench tests load them with pickle, pandas, NumPy or
   joblib): only plain data, NumPy and pandas values load here (`unpickle`), never a global that
   would run the program's choice of code on the host;
