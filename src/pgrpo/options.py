@@ -38,14 +38,14 @@ class Range:
     integer: bool = False
 
     def describe(self) -> str:
-        kind = "an integer" if self.integer else "a number"
+        kind, low, high = "an integer" if self.integer else "a number", _number(self.low), _number(self.high)
         if self.low is not None and self.high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{kind} in {left}{self.low:g}, {self.high:g}{right}"
+            return f"{kind} in {left}{low}, {high}{right}"
         if self.low is not None:
-            return f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
+            return f"{kind} {'>' if self.low_open else '>='} {low}"
         if self.high is not None:
-            return f"{kind} {'<' if self.high_open else '<='} {self.high:g}"
+            return f"{kind} {'<' if self.high_open else '<='} {high}"
         return f"a finite {'integer' if self.integer else 'number'}"
 
     def check(self, value: Any, where: str) -> Any:
@@ -73,9 +73,17 @@ class Range:
             raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text!r}") from None
 
 
+def _number(value: float | None) -> str:
+    """A bound as written: 4294967295, not 4.29497e+09."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 AT_LEAST_ONE = Range(low=1, integer=True)  # counts: samples, workers, steps, tokens, batch size
 NON_NEGATIVE_INT = Range(low=0, integer=True)  # retries, examples shown
-ANY_INT = Range(integer=True)  # seeds
+ANY_INT = Range(integer=True)
+SEED = Range(low=0, high=2**32 - 1, integer=True)  # what numpy's and torch's generators accept
 POSITIVE = Range(low=0, low_open=True)  # learning rates, temperatures that must be > 0
 NON_NEGATIVE = Range(low=0)  # temperatures (0 = greedy), margins
 FRACTION = Range(low=0, high=1)  # shares: test fraction, weights on [0, 1]
@@ -251,6 +259,7 @@ __all__ = [
     "Parser",
     "Range",
     "SECONDS",
+    "SEED",
     "UsageError",
     "add_options",
     "check_options",

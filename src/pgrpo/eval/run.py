@@ -35,7 +35,7 @@ from pgrpo.eval.prompts import STYLES
 from pgrpo.jsonl import write_jsonl
 from pgrpo.llm.options import GeneratorOptions
 from pgrpo.options import (
-    ANY_INT,
+    SEED,
     AT_LEAST_ONE,
     NON_NEGATIVE,
     PROBABILITY,
@@ -98,7 +98,7 @@ class EvalConfig(GeneratorOptions):
     workers: int = option(2, "sandbox workers", range=AT_LEAST_ONE)
     timeout: float | None = option(None, "per-test time limit override, seconds", range=SECONDS)
     limit: int | None = option(None, "only the first N problems (canaries dropped)", range=AT_LEAST_ONE)
-    seed: int = option(0, "sampling seed", range=ANY_INT)
+    seed: int = option(0, "sampling seed", range=SEED)
 
     def __post_init__(self) -> None:
         self.k = tuple(self.k)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pgrpo.llm.options import GeneratorOptions
 from pgrpo.options import (
-    ANY_INT,
+    SEED,
     AT_LEAST_ONE,
     FRACTION,
     PORT,
@@ -48,7 +48,7 @@ class PairsOptions(GeneratorOptions):
     )
     max_tokens: int = option(2048, "token limit of each generated trace or rewrite", range=AT_LEAST_ONE)
     limit: int | None = option(None, "only the first N problems (canaries dropped)", range=AT_LEAST_ONE)
-    seed: int = option(0, "sampling seed, and the seed of the synthetic rewrites", range=ANY_INT)
+    seed: int = option(0, "sampling seed, and the seed of the synthetic rewrites", range=SEED)
 
     def __post_init__(self) -> None:
         from pgrpo.rm.pairs import DIMENSIONS
@@ -97,7 +97,7 @@ class BuildBenchOptions(GeneratorOptions):
         "pgrpo train record says how it was prompted",
     )
     limit: int | None = option(None, "only the first N problems (canaries dropped)", range=AT_LEAST_ONE)
-    seed: int = option(0, "sampling seed", range=ANY_INT)
+    seed: int = option(0, "sampling seed", range=SEED)
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -124,7 +124,7 @@ class SplitOptions:
     max_test: int | None = option(
         None, "at most N held-out pairs, subsampled the same way", range=AT_LEAST_ONE
     )
-    seed: int = option(0, "seed of the split and the subsampling", range=ANY_INT)
+    seed: int = option(0, "seed of the split and the subsampling", range=SEED)
 
     def __post_init__(self) -> None:
         check_options(self)

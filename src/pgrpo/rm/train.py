@@ -32,7 +32,7 @@ from typing import Any
 
 from pgrpo import log
 from pgrpo.options import (
-    ANY_INT,
+    SEED,
     AT_LEAST_ONE,
     POSITIVE,
     Range,
@@ -134,7 +134,7 @@ class RMTrainConfig:
     allow_overlap: bool = option(
         False, "evaluate on --eval-pairs even if some share a problem with the training pairs (recorded)"
     )
-    seed: int = option(0, "seed of the head's initialisation and the data order", range=ANY_INT)
+    seed: int = option(0, "seed of the head's initialisation and the data order", range=SEED)
     save_steps: int = option(
         50,
         "save a checkpoint (model, optimizer, step) in OUT/checkpoint-N every this many steps",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pgrpo.llm.options import BACKEND_CHOICES, GeneratorOptions
 from pgrpo.options import (
-    ANY_INT,
+    SEED,
     AT_LEAST_ONE,
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
@@ -103,7 +103,7 @@ class SearchConfig(GeneratorOptions):
         range=AT_LEAST_ONE,
     )
     cache_dir: str | None = option(None, "on-disk LLM cache: a rerun pays only for what is missing")
-    seed: int = option(0, "sampling seed", range=ANY_INT)
+    seed: int = option(0, "sampling seed", range=SEED)
 
     def __post_init__(self) -> None:
         check_options(self)

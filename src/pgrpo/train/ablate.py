@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pgrpo.options import ANY_INT, AT_LEAST_ONE, UsageError, check_options, option
+from pgrpo.options import AT_LEAST_ONE, SEED, UsageError, check_options, option
 from pgrpo.rewards.compose import VARIANTS
 from pgrpo.train.demo import DemoConfig
 
@@ -52,9 +52,11 @@ def parse_variants(text: str) -> tuple[str, ...]:
 def parse_seeds(text: str) -> tuple[int, ...]:
     """ "0,1,2" -> (0, 1, 2); repeated seeds are refused."""
     try:
-        seeds = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        seeds = tuple(SEED.parse(s) for s in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated seeds, each {SEED.describe()}, got {text!r}"
+        ) from None
     if len(set(seeds)) < len(seeds):
         raise argparse.ArgumentTypeError(f"a seed is named twice in {text!r}")
     return seeds
@@ -67,7 +69,7 @@ class AblateConfig:
         VARIANTS, "comma-separated reward variants (default: all three)", parse=parse_variants
     )
     seeds: tuple[int, ...] = option(
-        (0, 1, 2), "comma-separated seeds (default: 0,1,2)", range=ANY_INT, parse=parse_seeds
+        (0, 1, 2), "comma-separated seeds (default: 0,1,2)", range=SEED, parse=parse_seeds
     )
     grpo_steps: int = option(DEFAULT_STEPS, "GRPO steps per run", range=AT_LEAST_ONE, flag="--steps")
     flawed_rm: bool = True  # --flawed-rm/--no-flawed-rm (cli.py): the flawed reward model's arm

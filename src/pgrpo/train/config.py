@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pgrpo.options import (
-    ANY_INT,
+    SEED,
     AT_LEAST_ONE,
     FINITE,
     FRACTION,
@@ -171,7 +171,7 @@ class TrainConfig:
 # The numeric keys we check, by section: a value out of range is refused at load time, naming the key.
 # [grpo] keys not listed here are checked for type only (TRL's GRPOConfig checks the rest when it is built).
 RANGES: dict[str, dict[str, Range]] = {
-    "data": {"limit": AT_LEAST_ONE, "seed": ANY_INT},
+    "data": {"limit": AT_LEAST_ONE, "seed": SEED},
     "policy": {
         "tiny_hidden": AT_LEAST_ONE,
         "tiny_layers": AT_LEAST_ONE,
@@ -206,7 +206,7 @@ RANGES: dict[str, dict[str, Range]] = {
         "warmup_ratio": FRACTION,
         "weight_decay": NON_NEGATIVE,
         "max_grad_norm": NON_NEGATIVE,
-        "seed": ANY_INT,
+        "seed": SEED,
         "dataloader_num_workers": NON_NEGATIVE_INT,
         "vllm_gpu_memory_utilization": PROBABILITY,
     },

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pgrpo.options import (
-    ANY_INT,
+    SEED,
     AT_LEAST_ONE,
     FRACTION,
     POSITIVE,
@@ -47,7 +47,7 @@ from pgrpo.types import Problem
 class DemoConfig:
     out_dir: str = option("runs/demo", "output directory", flag="--out")
     variant: str = option("posterior", "reward variant", choices=VARIANTS)
-    seed: int = option(0, "seed for problems, models and sampling", range=ANY_INT)
+    seed: int = option(0, "seed for problems, models and sampling", range=SEED)
     grpo_steps: int = option(40, "GRPO steps", range=AT_LEAST_ONE, flag="--steps")
     train_problems: int = 160
     test_problems: int = 100

@@ -1,0 +1,43 @@
+"""Gaps a new user's walk found: each bad input is one line `pgrpo: error: ...` naming the culprit
+(the flag, the key or the file), exit 2, no traceback, and before any model loads."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgrpo.cli import main
+
+
+def refused(capsys, argv: list[str], *names: str) -> str:
+    """Run `pgrpo argv`; assert exit 2 and one stderr line naming each of `names`; that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2, err
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    for name in names:
+        assert name in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--seed", "-1"],
+        ["ablate", "--seeds", "0,-1"],
+        ["eval", "--model", "m", "--problems", "p.jsonl", "--seed", "-1"],
+        ["search", "--seed", str(2**32)],
+        ["rm", "split", "--pairs", "p.jsonl", "--seed", "-1"],
+    ],
+)
+def test_a_seed_out_of_range_is_refused_at_parse_time(capsys, argv):
+    line = refused(capsys, argv, "--seed", "4294967295")
+    assert "error" in line
+
+
+@pytest.mark.parametrize("key", ["data.seed", "grpo.seed"])
+def test_a_config_seed_out_of_range_is_refused(capsys, key):
+    refused(capsys, ["train", f"{key}=-1"], key, "4294967295")
