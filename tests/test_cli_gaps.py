@@ -41,3 +41,9 @@ def test_a_seed_out_of_range_is_refused_at_parse_time(capsys, argv):
 @pytest.mark.parametrize("key", ["data.seed", "grpo.seed"])
 def test_a_config_seed_out_of_range_is_refused(capsys, key):
     refused(capsys, ["train", f"{key}=-1"], key, "4294967295")
+
+
+@pytest.mark.parametrize("value", ["0", "1"])
+def test_a_group_of_fewer_than_two_is_one_range_with_its_reason(capsys, value):
+    line = refused(capsys, ["train", f"grpo.num_generations={value}"], "grpo.num_generations", ">= 2")
+    assert "two samples" in line

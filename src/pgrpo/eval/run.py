@@ -35,11 +35,11 @@ from pgrpo.eval.prompts import STYLES
 from pgrpo.jsonl import write_jsonl
 from pgrpo.llm.options import GeneratorOptions
 from pgrpo.options import (
-    SEED,
     AT_LEAST_ONE,
     NON_NEGATIVE,
     PROBABILITY,
     SECONDS,
+    SEED,
     UsageError,
     check_options,
     on_interrupt,

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from pgrpo.llm.options import GeneratorOptions
 from pgrpo.options import (
-    SEED,
     AT_LEAST_ONE,
     FRACTION,
     PORT,
     POSITIVE,
+    SEED,
     Range,
     UsageError,
     check_options,

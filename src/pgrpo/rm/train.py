@@ -32,9 +32,9 @@ from typing import Any
 
 from pgrpo import log
 from pgrpo.options import (
-    SEED,
     AT_LEAST_ONE,
     POSITIVE,
+    SEED,
     Range,
     UsageError,
     check_options,

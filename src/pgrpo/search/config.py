@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from pgrpo.llm.options import BACKEND_CHOICES, GeneratorOptions
 from pgrpo.options import (
-    SEED,
     AT_LEAST_ONE,
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
     SECONDS,
+    SEED,
     Range,
     UsageError,
     check_options,

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from pgrpo.options import (
-    SEED,
     AT_LEAST_ONE,
     FINITE,
     FRACTION,
@@ -31,6 +30,7 @@ from pgrpo.options import (
     POSITIVE,
     PROBABILITY,
     SECONDS,
+    SEED,
     Range,
     UsageError,
 )
@@ -168,6 +168,8 @@ class TrainConfig:
         return d
 
 
+GROUP_SIZE = Range(low=2, integer=True)
+
 # The numeric keys we check, by section: a value out of range is refused at load time, naming the key.
 # [grpo] keys not listed here are checked for type only (TRL's GRPOConfig checks the rest when it is built).
 RANGES: dict[str, dict[str, Range]] = {
@@ -180,7 +182,7 @@ RANGES: dict[str, dict[str, Range]] = {
     "reward": {"executor_workers": AT_LEAST_ONE, "time_limit_s": SECONDS},
     "lora": {"r": AT_LEAST_ONE, "alpha": POSITIVE, "dropout": Range(low=0, high=1, high_open=True)},
     "grpo": {
-        "num_generations": AT_LEAST_ONE,
+        "num_generations": GROUP_SIZE,
         "per_device_train_batch_size": AT_LEAST_ONE,
         "gradient_accumulation_steps": AT_LEAST_ONE,
         "steps_per_generation": AT_LEAST_ONE,
@@ -225,12 +227,12 @@ def _check_range(section: str, key: str, value: Any, where: str) -> None:
         elif key in RANGES.get(section, {}):
             RANGES[section][key].check(value, where)
     except UsageError as e:
+        if section == "grpo" and key == "num_generations":
+            raise ConfigError(
+                f"{e}: a group advantage needs two samples (a sample's reward minus its group's mean is 0 "
+                "in a group of one, so nothing is learned)"
+            ) from None
         raise ConfigError(str(e)) from None
-    if section == "grpo" and key == "num_generations" and value == 1:
-        raise ConfigError(
-            f"{where}: expected an integer >= 2, got 1: GRPO's advantage is a sample's reward minus its "
-            "group's mean, so a group of one has advantage 0 and nothing is learned"
-        )
 
 
 _SECTIONS = {

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from pgrpo.options import (
-    SEED,
     AT_LEAST_ONE,
     FRACTION,
     POSITIVE,
+    SEED,
     check_options,
     option,
 )
