@@ -47,3 +47,18 @@ def test_a_config_seed_out_of_range_is_refused(capsys, key):
 def test_a_group_of_fewer_than_two_is_one_range_with_its_reason(capsys, value):
     line = refused(capsys, ["train", f"grpo.num_generations={value}"], "grpo.num_generations", ">= 2")
     assert "two samples" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--model", "m", "--problems", "p.jsonl", "--device", "cuda"],
+        ["serve", "--model", "m", "--device", "cuda"],
+        ["rm", "serve", "--model", "m", "--device", "cuda:1"],
+    ],
+)
+def test_a_cuda_device_without_cuda_is_refused_before_loading(capsys, monkeypatch, argv):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    refused(capsys, argv, "--device", "no CUDA")

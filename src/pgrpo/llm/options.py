@@ -28,6 +28,31 @@ def json_object(text: str) -> dict:
     return value
 
 
+def parse_device(text: str) -> str:
+    """`--device` text: a torch device this machine has (cpu, cuda, cuda:1, mps), refused at parse time
+    rather than when the model is on its way there."""
+    import argparse
+
+    import torch
+
+    try:
+        where = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:1 ..., got {text!r}") from None
+    if where.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: no CUDA on this machine (torch has no CUDA build or sees no GPU); use --device cpu"
+            )
+        if where.index is not None and where.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+            )
+    elif where.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no MPS on this machine; use --device cpu")
+    return text
+
+
 @dataclass
 class GeneratorOptions:
     model: str | None = option(
@@ -40,7 +65,7 @@ class GeneratorOptions:
         "transformers: sequences per forward pass; llamacpp: sequences per worker process (default 8)",
         range=AT_LEAST_ONE,
     )
-    device: str | None = option(None, "transformers: cpu, cuda, cuda:1, ...")
+    device: str | None = option(None, "transformers: cpu, cuda, cuda:1, ...", parse=parse_device)
     generator_options: dict | None = option(
         None, "other backend options as JSON, e.g. '{\"max_concurrency\": 16}'", parse=json_object
     )
@@ -57,4 +82,4 @@ class GeneratorOptions:
         }
 
 
-__all__ = ["BACKEND_CHOICES", "GeneratorOptions", "json_object"]
+__all__ = ["BACKEND_CHOICES", "GeneratorOptions", "json_object", "parse_device"]

@@ -22,7 +22,7 @@ from http.server import ThreadingHTTPServer
 
 from pgrpo.httpjson import JsonHandler, bind_error, check_port, run_server
 from pgrpo.llm import Generator, Prompt, SamplingParams, is_chat, load_generator
-from pgrpo.llm.options import BACKEND_CHOICES
+from pgrpo.llm.options import BACKEND_CHOICES, parse_device
 from pgrpo.options import AT_LEAST_ONE, PORT, Parser
 
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all)")
     parser.add_argument("--port", type=PORT.parse, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--name", help="model id reported at /v1/models (default: the model path)")
-    parser.add_argument("--device", help="transformers: cpu, cuda, cuda:1 ...")
+    parser.add_argument("--device", type=parse_device, help="transformers: cpu, cuda, cuda:1 ...")
     parser.add_argument(
         "--batch-size", type=AT_LEAST_ONE.parse, help="transformers: sequences per forward pass"
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pgrpo.llm.options import GeneratorOptions
+from pgrpo.llm.options import GeneratorOptions, parse_device
 from pgrpo.options import (
     AT_LEAST_ONE,
     FRACTION,
@@ -170,7 +170,9 @@ class ServeOptions:
     model: str = option(None, "a reward-model directory written by `pgrpo rm train`", required=True)
     host: str = option("127.0.0.1", "address to bind (0.0.0.0 for all)")
     port: int = option(8000, "port to listen on", range=PORT)
-    device: str | None = option(None, "cpu, cuda, cuda:1 ... (default: cuda when available)")
+    device: str | None = option(
+        None, "cpu, cuda, cuda:1 ... (default: cuda when available)", parse=parse_device
+    )
     batch_size: int = option(16, "sequences per forward pass", range=AT_LEAST_ONE)
     max_length: int | None = option(None, "tokens per input (default: as trained)", range=AT_LEAST_ONE)
     verbose: bool = option(False, "log every request to stderr")
