@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from pgrpo.cli import main
@@ -62,3 +65,29 @@ def test_a_cuda_device_without_cuda_is_refused_before_loading(capsys, monkeypatc
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     refused(capsys, argv, "--device", "no CUDA")
+
+
+@pytest.fixture
+def fake_model(tmp_path):
+    """A directory that passes check_model (a config.json) but that no loader could read."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    return model
+
+
+PROBLEMS = str(Path(__file__).parent / "fixtures" / "native_small.jsonl")
+
+
+def test_the_vllm_backend_without_vllm_says_how_to_install(capsys, fake_model, tmp_path):
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    argv = ["eval", "--dataset", PROBLEMS, "--model", str(fake_model), "--backend", "vllm"]
+    refused(capsys, argv + ["--out", str(tmp_path / "out")], "--backend vllm", "pip install vllm")
+
+
+def test_an_option_the_backend_does_not_take_is_named_with_the_valid_ones(capsys, fake_model, tmp_path):
+    argv = ["eval", "--dataset", PROBLEMS, "--model", str(fake_model), "--backend", "transformers"]
+    argv += ["--generator-options", '{"workers": 2}', "--out", str(tmp_path / "out")]
+    line = refused(capsys, argv, "--generator-options", "workers")
+    assert "valid:" in line and "dtype" in line

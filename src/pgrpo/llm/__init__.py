@@ -20,6 +20,7 @@ vLLM are imported inside the backends.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -133,27 +134,52 @@ def has_chat_template(generator: Generator) -> bool:
 # ----------------------------------------------------------------------------- backends
 
 
+# Where each option comes from when it is not --generator-options (what the message should name).
+_OPTION_FLAGS = {"batch_size": "--batch-size", "device": "--device"}
+
+
+def check_backend_options(backend: str, cls: type, options: dict[str, Any]) -> None:
+    """Refuse an option the backend's constructor does not take: UsageError naming the flag it came
+    from and listing the valid ones. A constructor that takes **kwargs passes them on (vLLM's engine
+    arguments) and is not checked here."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # self, model
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    valid = [p.name for p in params]
+    unknown = sorted(key for key in options if key not in valid)
+    if unknown:
+        flags = sorted({_OPTION_FLAGS.get(key, "--generator-options") for key in unknown})
+        raise UsageError(
+            f"{', '.join(flags)}: {backend} backend: unknown option {', '.join(unknown)}; "
+            f"valid: {', '.join(valid)}"
+        )
+
+
 def _transformers(model: str, **options: Any) -> Generator:
     from pgrpo.llm.hf import TransformersGenerator
 
+    check_backend_options("transformers", TransformersGenerator, options)
     return TransformersGenerator(model, **options)
 
 
 def _llamacpp(model: str, **options: Any) -> Generator:
     from pgrpo.llm.llamacpp import LlamaCppGenerator
 
+    check_backend_options("llamacpp", LlamaCppGenerator, options)
     return LlamaCppGenerator(model, **options)
 
 
 def _vllm(model: str, **options: Any) -> Generator:
     from pgrpo.llm.vllm_backend import VLLMGenerator
 
+    check_backend_options("vllm", VLLMGenerator, options)
     return VLLMGenerator(model, **options)
 
 
 def _openai(model: str, **options: Any) -> Generator:
     from pgrpo.llm.openai_http import OpenAIGenerator
 
+    check_backend_options("openai", OpenAIGenerator, options)
     return OpenAIGenerator(model, **options)
 
 
@@ -278,6 +304,7 @@ __all__ = [
     "SamplingParams",
     "has_chat_template",
     "is_chat",
+    "check_backend_options",
     "check_model",
     "load_generator",
     "pick_backend",

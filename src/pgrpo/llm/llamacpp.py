@@ -307,7 +307,6 @@ class LlamaCppGenerator:
         name: str | None = None,
         progress: bool = True,
         verbose: bool | None = None,
-        **unknown: Any,
     ) -> None:
         """Load `model` (a .gguf file, or a directory holding one).
 
@@ -319,11 +318,6 @@ class LlamaCppGenerator:
         name: the identity used in cache keys; default `llamacpp:<resolved .gguf path>`, so that the
             transformers backend's outputs for the same file (de-quantized weights) are not mixed in.
         """
-        if unknown:
-            raise UsageError(
-                f"llamacpp backend: unknown option {', '.join(sorted(unknown))}; valid: workers, threads, "
-                "batch_size, flash_attn, device, name, progress, verbose"
-            )
         counts = {"threads": threads, "batch_size": batch_size, "workers": 1 if workers is None else workers}
         for option, value in counts.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

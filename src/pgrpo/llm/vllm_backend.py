@@ -11,18 +11,24 @@ from __future__ import annotations
 from typing import Any
 
 from pgrpo.llm import Prompt, SamplingParams, is_chat, truncate_at_stop
+from pgrpo.options import UsageError
 
 INSTALL_HINT = (
-    "the vllm backend needs vLLM, which is not installed: `pip install vllm` on a machine with a CUDA GPU, "
-    "or use backend='transformers' (any machine) or backend='openai' (a running server)"
+    "--backend vllm: vLLM is not installed: `pip install vllm` on a machine with a CUDA GPU, "
+    "or use --backend transformers (any machine) or --backend openai (a running server)"
 )
+
+
+class VLLMMissing(UsageError, ImportError):
+    """The user chose a backend this machine lacks: one line from pgrpo's main (a UsageError), and still
+    an ImportError for Python callers that catch one."""
 
 
 def _import_vllm() -> Any:
     try:
         import vllm
-    except ImportError as e:
-        raise ImportError(INSTALL_HINT) from e
+    except ImportError:
+        raise VLLMMissing(INSTALL_HINT) from None
     return vllm
 
 
