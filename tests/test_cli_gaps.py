@@ -91,3 +91,12 @@ def test_an_option_the_backend_does_not_take_is_named_with_the_valid_ones(capsys
     argv += ["--generator-options", '{"workers": 2}', "--out", str(tmp_path / "out")]
     line = refused(capsys, argv, "--generator-options", "workers")
     assert "valid:" in line and "dtype" in line
+
+
+def test_a_classifier_given_as_the_generator_is_refused(capsys, fake_model, tmp_path):
+    (fake_model / "config.json").write_text('{"architectures": ["BertForSequenceClassification"]}')
+    argv = ["eval", "--dataset", PROBLEMS, "--model", str(fake_model), "--out", str(tmp_path / "out")]
+    line = refused(capsys, argv, "--model", "BertForSequenceClassification")
+    assert "a classifier, not a model that generates text" in line.replace(
+        " (BertForSequenceClassification)", ""
+    )

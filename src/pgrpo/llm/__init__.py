@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -91,8 +92,6 @@ class Generator(Protocol):
 
 def takes_on_result(generator: Generator) -> bool:
     """Whether `generator.generate` reports each prompt's texts as they are done (`on_result=`)."""
-    import inspect
-
     try:
         return "on_result" in inspect.signature(generator.generate).parameters
     except (TypeError, ValueError):
@@ -235,6 +234,23 @@ def _in_hub_cache(name: str) -> bool:
     return isinstance(found, str)
 
 
+_CLASSIFIER_HEADS = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering")
+
+
+def _classifier(path: Path) -> str | None:
+    """The architecture named in `path`/config.json when it is a classifier (a reward model), else None.
+    An unreadable config.json is left to the loader to report."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    architectures = config.get("architectures") if isinstance(config, dict) else None
+    for name in architectures if isinstance(architectures, list) else []:
+        if isinstance(name, str) and name.endswith(_CLASSIFIER_HEADS):
+            return name
+    return None
+
+
 def check_model(model: str | None, flag: str = "--model", backend: str = "auto") -> None:
     """Refuse a model that cannot be loaded, before anything is loaded: UsageError naming `flag`.
 
@@ -249,6 +265,12 @@ def check_model(model: str | None, flag: str = "--model", backend: str = "auto")
         raise UsageError(f"{flag} {model}: the openai backend needs an http(s):// server URL")
     path = Path(model).expanduser()
     if path.is_dir():
+        classifier = _classifier(path)
+        if classifier:
+            raise UsageError(
+                f"{flag} {model}: a classifier ({classifier}), not a model that generates text "
+                "(a reward model is scored with `pgrpo rm bench` or served with `pgrpo rm serve`)"
+            )
         if (path / "config.json").exists() or any(path.glob("*.gguf")):
             return
         raise UsageError(f"{flag} {model}: a directory, but not a model (no config.json and no .gguf file)")
