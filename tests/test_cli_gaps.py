@@ -100,3 +100,10 @@ def test_a_classifier_given_as_the_generator_is_refused(capsys, fake_model, tmp_
     assert "a classifier, not a model that generates text" in line.replace(
         " (BertForSequenceClassification)", ""
     )
+
+
+def test_a_gguf_policy_is_refused_at_the_config_check(capsys, tmp_path):
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    line = refused(capsys, ["train", f"policy.model={gguf}"], "policy.model", "GGUF")
+    assert "cannot be trained" in line and "transformers model directory" in line

@@ -1,7 +1,7 @@
 """`pgrpo train` configuration: a TOML file in sections, overridable by `section.key=value` arguments.
 
     [data]    dataset spec(s) for `pgrpo.problems.load_problems`, limit, shuffle seed
-    [policy]  model directory, hub id, GGUF file, or "tiny" (a small Llama built from the data's text)
+    [policy]  model directory, hub id, or "tiny" (a small Llama built from the data's text)
     [grpo]    any field of TRL's `GRPOConfig`, passed through (our defaults below; TRL's otherwise)
     [reward]  variant, weights, outcome mode, reward model (directory or URL), mapping to [0,1], tags
     [lora]    optional LoRA adapters (peft)
@@ -96,9 +96,10 @@ class DataSection:
 @dataclass
 class PolicySection:
     model: str = "tiny"
-    """A model directory, a hub id (cached locally), a .gguf file, or "tiny"."""
+    """A transformers model directory, a hub id (cached locally), or "tiny". A quantized .gguf file
+    cannot be trained (refused at load)."""
     gguf_file: str | None = None
-    """The GGUF file inside `model` when `model` is a directory holding several."""
+    """Refused: a GGUF policy cannot be trained (the key is kept so that the message can say so)."""
     tiny_hidden: int = 128
     tiny_layers: int = 2
     warm_start_steps: int = 0
@@ -387,10 +388,23 @@ def _in_hf_cache(repo_id: str) -> bool:
         return False
 
 
+def _gguf_policy(policy: PolicySection) -> bool:
+    """Whether policy.model is a GGUF file (or a directory holding one and no config.json)."""
+    path = Path(policy.model).expanduser()
+    if policy.gguf_file or policy.model.endswith(".gguf"):
+        return True
+    return path.is_dir() and not (path / "config.json").exists() and any(path.glob("*.gguf"))
+
+
 def validate(cfg: TrainConfig) -> None:
     from pgrpo.rewards import get_variant
 
     where = cfg.source
+    if _gguf_policy(cfg.policy):
+        raise ConfigError(
+            f"{where}: policy.model {cfg.policy.model!r}: a quantized GGUF model cannot be trained; give a "
+            "transformers model directory (config.json and .safetensors weights) or a hub id"
+        )
     try:
         variant = get_variant(cfg.reward.variant)
     except ValueError as e:

@@ -62,8 +62,8 @@ def warm_start_completion(problem: Any, spec: Any) -> str:
 
 def load_policy(cfg: TrainConfig, problems: list, prompts: list[str] | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) for policy.model: "tiny" (built from the problems' text and warm-started on
-    their references for `policy.warm_start_steps`; `prompts` are the training prompts), a .gguf file,
-    a directory or a hub id available offline."""
+    their references for `policy.warm_start_steps`; `prompts` are the training prompts), a directory
+    or a hub id available offline (a .gguf policy is refused by the config check)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if cfg.policy.model == "tiny":
