@@ -107,3 +107,20 @@ def test_a_gguf_policy_is_refused_at_the_config_check(capsys, tmp_path):
     gguf.write_bytes(b"GGUF")
     line = refused(capsys, ["train", f"policy.model={gguf}"], "policy.model", "GGUF")
     assert "cannot be trained" in line and "transformers model directory" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["problems", "export", "{empty}", "--out", "{tmp}/out.jsonl"],
+        ["check", "--problems", "{empty}", "--references"],
+        ["rm", "split", "--pairs", "{empty}", "--train", "{tmp}/train.jsonl", "--test", "{tmp}/test.jsonl"],
+    ],
+)
+def test_an_input_that_holds_nothing_is_refused_naming_it(capsys, tmp_path, argv):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    argv = [a.format(empty=empty, tmp=tmp_path) for a in argv]
+    line = refused(capsys, argv, str(empty))
+    assert "holds no" in line
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "train.jsonl").exists()

@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable
 
 from pgrpo.jsonl import write_jsonl
+from pgrpo.options import UsageError
 from pgrpo.problems.bigcodebench import load_bigcodebench
 from pgrpo.problems.evalplus import load_humanevalplus, load_mbppplus
 from pgrpo.problems.humaneval import load_humaneval_package
@@ -62,7 +63,15 @@ def known_datasets() -> list[str]:
 
 
 def load_problems(spec: str) -> list[Problem]:
-    """The problems a spec names, in source order; raises ValueError for a spec naming no source."""
+    """The problems a spec names, in source order; raises ValueError for a spec naming no source or
+    a source that holds no problems."""
+    problems = _load(spec)
+    if not problems:
+        raise UsageError(f"problem source {spec!r}: holds no problems")
+    return problems
+
+
+def _load(spec: str) -> list[Problem]:
     if spec in PACKAGED:
         return PACKAGED[spec]()
     name, sep, path = spec.partition(":")

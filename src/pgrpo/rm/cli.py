@@ -130,7 +130,7 @@ def split_command(args: argparse.Namespace) -> int:
     check_outputs(
         [Output("--train", opts.train), Output("--test", opts.test)], inputs={"--pairs": opts.pairs}
     )
-    train, test = split_by_problem(read_pairs(opts.pairs, dimensions=None), opts.test_fraction, opts.seed)
+    train, test = split_by_problem(read_pairs(opts.pairs, None, "--pairs"), opts.test_fraction, opts.seed)
     train, test = subsample(train, opts.max_train, opts.seed), subsample(test, opts.max_test, opts.seed)
     write_pairs(opts.train, train)
     write_pairs(opts.test, test)
@@ -149,7 +149,7 @@ def train_command(args: argparse.Namespace) -> int:
     cfg.validate()
     inputs = {"--pairs": cfg.pairs, "--eval-pairs": cfg.eval_pairs, "--backbone": cfg.backbone}
     check_outputs([Output("--out", cfg.output_dir, directory=True)], inputs=inputs)
-    metrics = train_reward_model(cfg, read_pairs(cfg.pairs, dimensions=None))
+    metrics = train_reward_model(cfg, read_pairs(cfg.pairs, None, "--pairs"))
     print(json.dumps({k: v for k, v in metrics.items() if k != "eval_report"}, indent=2, default=str))
     print(
         f"dropped {metrics['train_pairs_identical_after_truncation']} of {metrics['train_pairs']} training "
@@ -182,9 +182,7 @@ def bench_command(args: argparse.Namespace) -> int:
     check_outputs([Output("--out", opts.out, directory=True)], inputs={"--pairs": opts.pairs})
     if opts.backbone:  # before minutes of scoring, not after
         check_model_directory(opts.backbone, "--backbone", "the untrained backbone")
-    pairs = read_pairs(opts.pairs, dimensions=None)
-    if not pairs:
-        raise UsageError(f"--pairs {opts.pairs}: no pairs to score (the file is empty)")
+    pairs = read_pairs(opts.pairs, None, "--pairs")
     remote = opts.model.startswith(("http://", "https://"))
     if remote:
         check_reward_model(opts.model, "--model")

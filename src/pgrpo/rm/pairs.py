@@ -150,8 +150,11 @@ class Pair:
 _FIELDS = ("id", "problem", "chosen", "rejected", "dimension", "kind")
 
 
-def read_pairs(path: str | os.PathLike, dimensions: Sequence[str] | None = DIMENSIONS) -> list[Pair]:
-    """The pairs in a JSONL file. `dimensions` are the names allowed (None: any); errors name file:line."""
+def read_pairs(
+    path: str | os.PathLike, dimensions: Sequence[str] | None = DIMENSIONS, flag: str | None = None
+) -> list[Pair]:
+    """The pairs in a JSONL file. `dimensions` are the names allowed (None: any); errors name file:line,
+    and a file that holds no pairs is an error naming `flag` (the flag that gave it) and the file."""
     pairs: list[Pair] = []
     seen: dict[str, str] = {}
     for where, row in read_jsonl(path):
@@ -160,6 +163,8 @@ def read_pairs(path: str | os.PathLike, dimensions: Sequence[str] | None = DIMEN
             raise PairFormatError(f"{where}: field 'id' repeats {pair.id!r} (first at {seen[pair.id]})")
         seen[pair.id] = where
         pairs.append(pair)
+    if not pairs:
+        raise PairFormatError(f"{flag + ' ' if flag else ''}{path}: holds no pairs")
     return pairs
 
 

@@ -284,7 +284,7 @@ def _train(cfg: RMTrainConfig, train_pairs: Sequence[Any], eval_pairs: Sequence[
                 + "; run without --resume to start afresh"
             )
     if eval_pairs is None and cfg.eval_pairs:
-        eval_pairs = read_pairs(cfg.eval_pairs, dimensions=None)
+        eval_pairs = read_pairs(cfg.eval_pairs, None, "--eval-pairs")
     trained_on = training_problems(train_pairs)
     eval_overlap = None
     if eval_pairs:
