@@ -124,3 +124,9 @@ def test_an_input_that_holds_nothing_is_refused_naming_it(capsys, tmp_path, argv
     line = refused(capsys, argv, str(empty))
     assert "holds no" in line
     assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "train.jsonl").exists()
+
+
+def test_a_misspelt_pair_kind_in_margin_is_refused_listing_the_kinds(capsys, tmp_path):
+    argv = ["rm", "train", "--pairs", str(tmp_path / "p.jsonl"), "--margin", '{"optimised>degraded": 1}']
+    line = refused(capsys, argv, "--margin", "optimised>degraded", "optimized>degraded", "passed>failed")
+    assert "unknown pair kind" in line

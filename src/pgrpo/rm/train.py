@@ -69,6 +69,16 @@ def _max_steps(text: str) -> int:
     return value
 
 
+def _unknown_kinds(margin: dict) -> str | None:
+    """What is wrong with `margin`'s keys (a kind no pair has), or None."""
+    from pgrpo.rm.pairs import KINDS
+
+    unknown = [kind for kind in margin if kind not in KINDS]
+    if not unknown:
+        return None
+    return f"unknown pair kind {', '.join(map(repr, unknown))}; the kinds are {', '.join(KINDS)}"
+
+
 def _margins(text: str) -> dict:
     """`--margin`: a JSON object of finite numbers by pair kind."""
     import argparse
@@ -76,6 +86,8 @@ def _margins(text: str) -> dict:
     from pgrpo.llm.options import json_object
 
     value = json_object(text)
+    if _unknown_kinds(value):
+        raise argparse.ArgumentTypeError(_unknown_kinds(value))
     if not all(
         isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) for m in value.values()
     ):
@@ -167,6 +179,8 @@ class RMTrainConfig:
             problems.append("gradient_accumulation_steps must be >= 1")
         if any(not math.isfinite(m) for m in (self.margin or {}).values()):
             problems.append(f"--margin: margins must be finite numbers, got {self.margin}")
+        if _unknown_kinds(self.margin or {}):
+            problems.append(f"--margin: {_unknown_kinds(self.margin)}")
         if self.lora and (self.lora_r < 1 or self.lora_alpha < 1):
             problems.append("lora_r and lora_alpha must be >= 1")
         if self.bf16 and not _cuda_bf16():
