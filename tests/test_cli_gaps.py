@@ -130,3 +130,10 @@ def test_a_misspelt_pair_kind_in_margin_is_refused_listing_the_kinds(capsys, tmp
     argv = ["rm", "train", "--pairs", str(tmp_path / "p.jsonl"), "--margin", '{"optimised>degraded": 1}']
     line = refused(capsys, argv, "--margin", "optimised>degraded", "optimized>degraded", "passed>failed")
     assert "unknown pair kind" in line
+
+
+def test_resume_with_no_checkpoint_is_refused_and_makes_no_directory(capsys, tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", f"data.dataset={PROBLEMS}", "reward.variant=outcome", f"output.dir={out}", "--resume"]
+    refused(capsys, argv, "--resume", "nothing to resume", str(out))
+    assert not out.exists()

@@ -135,7 +135,7 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
 
     main = is_main_process()
     try:
-        problems, overlap, grpo_args, scorer = _checked(cfg)
+        problems, overlap, grpo_args, scorer = _checked(cfg, resume)
     except (ValueError, OSError):
         if not main:  # the main process refuses the same thing in one line
             raise SystemExit(2) from None
@@ -201,16 +201,23 @@ def train_from_config(cfg: TrainConfig, resume: bool = False) -> dict:
     return summary
 
 
-def _checked(cfg: TrainConfig) -> tuple[list, list[str], dict, Any]:
+def _checked(cfg: TrainConfig, resume: bool = False) -> tuple[list, list[str], dict, Any]:
     """The checks before any model loads: (problems, overlapping ids, GRPO arguments, reward scorer)."""
+    from pgrpo.options import UsageError
     from pgrpo.outputs import Output, check_outputs
     from pgrpo.train.config import check_policy_model
-    from pgrpo.train.grpo import grpo_config
+    from pgrpo.train.grpo import grpo_config, last_checkpoint
 
+    out = Path(cfg.output.dir)
+    if resume and last_checkpoint(out) is None:  # before check_outputs makes the directory
+        raise UsageError(
+            f"--resume: nothing to resume in {out}: no checkpoint-* there"
+            + ("" if out.is_dir() else " (the directory does not exist)")
+            + "; run without --resume to start afresh"
+        )
     check_policy_model(cfg)
     problems = load_training_problems(cfg)
     overlap = check_no_overlap(cfg, problems)
-    out = Path(cfg.output.dir)
     check_outputs(
         [Output(f"{cfg.source}: output.dir", out, directory=True)],
         inputs={"data.dataset": cfg.data.dataset, "data.eval": cfg.data.eval},
