@@ -137,3 +137,8 @@ def test_resume_with_no_checkpoint_is_refused_and_makes_no_directory(capsys, tmp
     argv = ["train", f"data.dataset={PROBLEMS}", "reward.variant=outcome", f"output.dir={out}", "--resume"]
     refused(capsys, argv, "--resume", "nothing to resume", str(out))
     assert not out.exists()
+
+
+def test_a_warm_start_for_a_pretrained_policy_is_refused(capsys, fake_model):
+    argv = ["train", f"policy.model={fake_model}", "policy.warm_start_steps=10"]
+    refused(capsys, argv, "policy.warm_start_steps", "tiny")

@@ -400,6 +400,11 @@ def validate(cfg: TrainConfig) -> None:
     from pgrpo.rewards import get_variant
 
     where = cfg.source
+    if cfg.policy.warm_start_steps and cfg.policy.model != "tiny":
+        raise ConfigError(
+            f"{where}: policy.warm_start_steps = {cfg.policy.warm_start_steps}: the warm start is for "
+            f'policy.model = "tiny" only (a pretrained model already writes text); remove it'
+        )
     if _gguf_policy(cfg.policy):
         raise ConfigError(
             f"{where}: policy.model {cfg.policy.model!r}: a quantized GGUF model cannot be trained; give a "
