@@ -142,3 +142,32 @@ def test_resume_with_no_checkpoint_is_refused_and_makes_no_directory(capsys, tmp
 def test_a_warm_start_for_a_pretrained_policy_is_refused(capsys, fake_model):
     argv = ["train", f"policy.model={fake_model}", "policy.warm_start_steps=10"]
     refused(capsys, argv, "policy.warm_start_steps", "tiny")
+
+
+def test_a_bad_override_is_blamed_on_the_override_not_the_config_file(capsys, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(f'[data]\ndataset = ["{PROBLEMS}"]\n')
+    line = refused(capsys, ["train", "--config", str(config), "reward.variant=posterio"], "reward.variant")
+    assert line.startswith("pgrpo: error: override 'reward.variant=posterio'") and str(config) not in line
+
+
+def test_the_connection_hint_names_pgrpo_serve(capsys, tmp_path):
+    argv = ["eval", "--dataset", PROBLEMS, "--model", "http://127.0.0.1:9", "--out", str(tmp_path / "out")]
+    line = refused(capsys, argv + ["--generator-options", '{"max_retries": 0}'], "127.0.0.1:9", "pgrpo serve")
+    assert "python -m" not in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["problems", "export", "{spec}", "--out", "{tmp}/x.jsonl"],
+        ["check", "--problems", "{spec}", "--references"],
+    ],
+)
+def test_a_directory_given_as_a_problem_file_names_the_file_to_give(capsys, tmp_path, command):
+    layout = tmp_path / "mbpp"
+    layout.mkdir()
+    (layout / "dev.jsonl").write_text("")
+    (layout / "test.jsonl").write_text("")
+    argv = [a.format(spec=f"mbpp:{layout}", tmp=tmp_path) for a in command]
+    refused(capsys, argv, "a directory", str(layout / "test.jsonl"))

@@ -9,7 +9,7 @@ produced them. Backends, looked up by name in `BACKENDS`:
   backend's tokens/s on SmolLM2.
 - `vllm` (`pgrpo.llm.vllm_backend`): fast batched sampling on a CUDA machine with vLLM installed.
 - `openai` (`pgrpo.llm.openai_http`): any OpenAI-compatible HTTP server (vLLM serve, TGI, llama.cpp,
-  hosted APIs, or `python -m pgrpo.llm.serve`).
+  hosted APIs, or `pgrpo serve`).
 
 A prompt is a plain string (completion style: the text goes to the model as is) or a list of chat
 messages `{"role", "content"}` (the backend applies the model's chat template). Outputs are only the

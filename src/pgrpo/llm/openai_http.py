@@ -1,6 +1,6 @@
 """The `openai` backend: any OpenAI-compatible HTTP server, with the standard library only.
 
-Works with `vllm serve`, TGI, the llama.cpp server, hosted APIs and `python -m pgrpo.llm.serve`.
+Works with `vllm serve`, TGI, the llama.cpp server, hosted APIs and `pgrpo serve`.
 Message lists go to `/chat/completions`, strings to `/completions`; each prompt is one request asking
 for all n completions (servers that refuse n > 1 get n requests with seeds seed, seed+1, ...), and up to
 `max_concurrency` requests are in flight at once. Transient failures (429, 5xx, timeouts, refused or
@@ -210,7 +210,7 @@ class OpenAIGenerator:
         if last is not None and _is_refused(last):
             raise ServerUnreachable(
                 f"no server answering at {url} ({tries}): start one, e.g. `vllm serve MODEL --port PORT` "
-                "or `python -m pgrpo.llm.serve --model PATH --port PORT`"
+                "or `pgrpo serve --model PATH --port PORT`"
             )
         raise ServerUnreachable(f"no usable answer from {url} ({tries}): {last}")
 

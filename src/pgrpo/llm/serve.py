@@ -1,6 +1,6 @@
 """A tiny OpenAI-compatible HTTP server in front of any Generator (standard library only).
 
-    python -m pgrpo.llm.serve --model PATH --port 8000
+    pgrpo serve --model PATH --port 8000
 
 Serves GET /v1/models, POST /v1/completions and POST /v1/chat/completions (no streaming, no logprobs,
 no token usage). Requests that arrive while the model is busy are queued and then generated together,
