@@ -11,11 +11,21 @@ from typing import Any
 from pgrpo.types import ProblemFormatError
 
 
+def _directory_message(path: str) -> str:
+    """A directory given where a JSONL file is read: say so, and name a file in it to give instead."""
+    inside = sorted(name for name in os.listdir(path) if name.endswith((".jsonl", ".jsonl.gz")))
+    example = "test.jsonl" if "test.jsonl" in inside else (inside[0] if inside else "FILE.jsonl")
+    held = f" (it holds {', '.join(inside)})" if inside else " (it holds no .jsonl file)"
+    return f"{path}: a directory, not a JSONL file{held}; name the file, e.g. {os.path.join(path, example)}"
+
+
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
     """Yield (`file:line`, parsed row) for every non-blank line; a malformed line raises with its place
     (not JSON, not UTF-8, nested too deeply, a number past Python's int-string limit). A name ending
     in `.gz` is read through gzip."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ProblemFormatError(_directory_message(path))
     try:
         f = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
     except OSError as e:
