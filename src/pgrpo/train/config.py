@@ -158,6 +158,12 @@ class TrainConfig:
     lora: LoraSection = field(default_factory=LoraSection)
     output: OutputSection = field(default_factory=OutputSection)
     source: str = "<defaults>"
+    origins: dict[str, str] = field(default_factory=dict, repr=False)
+    """section.key -> where its value was set (the file, or `override 'section.key=value'`)."""
+
+    def where(self, key: str) -> str:
+        """What set `key` (section.key), to name in a message: the override, else the config file."""
+        return self.origins.get(key, self.source)
 
     def grpo_args(self) -> dict[str, Any]:
         """Our defaults, then the file's [grpo] section (see `grpo_defaults`)."""
@@ -165,6 +171,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        d.pop("origins")
         d["grpo"] = self.grpo_args()
         return d
 
@@ -291,6 +298,7 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
 
 
 def _apply(cfg: TrainConfig, section: str, key: str, value: Any, where: str) -> None:
+    cfg.origins[f"{section}.{key}"] = where
     if section == "grpo":
         fields = _grpo_fields()
         if key not in fields:
@@ -374,7 +382,7 @@ def check_policy_model(cfg: TrainConfig) -> None:
         "a hub id not in the local Hugging Face cache (HF_HUB_OFFLINE is set)" if hub_id else "no such path"
     )
     raise ConfigError(
-        f"{cfg.source}: policy.model {model!r}: {where}; give a model directory, a .gguf file, "
+        f"{cfg.where('policy.model')}: policy.model {model!r}: {where}; give a model directory, a .gguf file, "
         'a downloaded hub id, or "tiny"'
     )
 
@@ -399,38 +407,38 @@ def _gguf_policy(policy: PolicySection) -> bool:
 def validate(cfg: TrainConfig) -> None:
     from pgrpo.rewards import get_variant
 
-    where = cfg.source
+    where = cfg.where
     if cfg.policy.warm_start_steps and cfg.policy.model != "tiny":
         raise ConfigError(
-            f"{where}: policy.warm_start_steps = {cfg.policy.warm_start_steps}: the warm start is for "
+            f"{where('policy.warm_start_steps')}: policy.warm_start_steps = {cfg.policy.warm_start_steps}: the warm start is for "
             f'policy.model = "tiny" only (a pretrained model already writes text); remove it'
         )
     if _gguf_policy(cfg.policy):
         raise ConfigError(
-            f"{where}: policy.model {cfg.policy.model!r}: a quantized GGUF model cannot be trained; give a "
+            f"{where('policy.model')}: policy.model {cfg.policy.model!r}: a quantized GGUF model cannot be trained; give a "
             "transformers model directory (config.json and .safetensors weights) or a hub id"
         )
     try:
         variant = get_variant(cfg.reward.variant)
     except ValueError as e:
-        raise ConfigError(f"{where}: reward.variant: {e}") from None
+        raise ConfigError(f"{where('reward.variant')}: reward.variant: {e}") from None
     if variant.uses_reward_model and not cfg.reward.model:
         raise ConfigError(
-            f"{where}: reward.variant={cfg.reward.variant} needs reward.model (directory or URL)"
+            f"{where('reward.variant')}: reward.variant={cfg.reward.variant} needs reward.model (directory or URL)"
         )
     unknown = set(cfg.reward.weights) - {"format", "outcome", "thinking"}
     if unknown:
-        raise ConfigError(f"{where}: reward.weights has unknown keys {sorted(unknown)}")
+        raise ConfigError(f"{where('reward.weights')}: reward.weights has unknown keys {sorted(unknown)}")
     if cfg.reward.outcome_mode not in ("all", "pass_rate"):
-        raise ConfigError(f"{where}: reward.outcome_mode must be all or pass_rate")
+        raise ConfigError(f"{where('reward.outcome_mode')}: reward.outcome_mode must be all or pass_rate")
     if cfg.reward.unit not in ("sigmoid", "minmax"):
-        raise ConfigError(f"{where}: reward.unit must be sigmoid or minmax")
+        raise ConfigError(f"{where('reward.unit')}: reward.unit must be sigmoid or minmax")
     processes = int(os.environ.get("WORLD_SIZE", "1") or 1)  # set by accelerate launch and torchrun
     if cfg.reward.unit == "minmax" and processes > 1:
         raise ConfigError(
-            f"{where}: reward.unit = minmax maps scores within a group on one process, but with "
+            f"{where('reward.unit')}: reward.unit = minmax maps scores within a group on one process, but with "
             f"{processes} processes TRL may split a group across them (each would min-max a part of it): "
             "use sigmoid, or one process"
         )
     if not cfg.data.dataset:
-        raise ConfigError(f"{where}: data.dataset is empty")
+        raise ConfigError(f"{where('data.dataset')}: data.dataset is empty")

@@ -25,7 +25,7 @@ def load_training_problems(cfg: TrainConfig) -> list:
     if cfg.data.limit:
         problems = problems[: cfg.data.limit]
     if not problems:
-        raise ValueError(f"{cfg.source}: data.dataset names no problems")
+        raise ValueError(f"{cfg.where('data.dataset')}: data.dataset names no problems")
     return problems
 
 
@@ -107,7 +107,7 @@ def load_scorer(cfg: TrainConfig) -> Any:
     from pgrpo.rm.score import LocalScorer, check_reward_model
 
     # refused before the first step: a URL that does not score, a directory without a trained score head
-    model, where = cfg.reward.model, f"{cfg.source}: reward.model"
+    model, where = cfg.reward.model, f"{cfg.where('reward.model')}: reward.model"
     if model.startswith(("http://", "https://")):
         check_reward_model(model, where)
         return HttpScorer(model)
@@ -219,7 +219,7 @@ def _checked(cfg: TrainConfig, resume: bool = False) -> tuple[list, list[str], d
     problems = load_training_problems(cfg)
     overlap = check_no_overlap(cfg, problems)
     check_outputs(
-        [Output(f"{cfg.source}: output.dir", out, directory=True)],
+        [Output(f"{cfg.where('output.dir')}: output.dir", out, directory=True)],
         inputs={"data.dataset": cfg.data.dataset, "data.eval": cfg.data.eval},
     )
     import torch
