@@ -171,3 +171,45 @@ def test_a_directory_given_as_a_problem_file_names_the_file_to_give(capsys, tmp_
     (layout / "test.jsonl").write_text("")
     argv = [a.format(spec=f"mbpp:{layout}", tmp=tmp_path) for a in command]
     refused(capsys, argv, "a directory", str(layout / "test.jsonl"))
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tmp_path_factory):
+    """A random 2-layer Llama (pgrpo.train.tiny) saved and loaded back through the transformers backend."""
+    from pgrpo.llm import load_generator
+    from pgrpo.train.tiny import build_policy, build_tokenizer
+
+    where = tmp_path_factory.mktemp("tiny")
+    tokenizer = build_tokenizer(["def add(a, b):\n    return a + b\n", "print('hello world')\n"] * 5)
+    build_policy(tokenizer, hidden=32, layers=1, heads=2).save_pretrained(where)
+    tokenizer.save_pretrained(where)
+    return load_generator(str(where), "transformers", device="cpu", progress=False)
+
+
+def test_serve_says_length_when_max_tokens_cut_the_completion(tiny_generator):
+    import json
+    import threading
+    import urllib.request
+
+    from pgrpo.llm.serve import make_server
+
+    server = make_server(tiny_generator, port=0)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def complete(**body) -> dict:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/completions"
+        data = json.dumps({"prompt": "def add(a, b):", "temperature": 0, **body}).encode()
+        request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)["choices"][0]
+
+    try:
+        cut = complete(max_tokens=4)
+        assert cut["finish_reason"] == "length", cut
+        text = cut["text"].strip()
+        assert len(text) >= 2, cut
+        stopped = complete(max_tokens=4, stop=[text[-1]])  # the same greedy text, ended by a stop string
+        assert stopped["finish_reason"] == "stop", stopped
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -98,10 +98,29 @@ def takes_on_result(generator: Generator) -> bool:
         return False
 
 
+class Completion(str):
+    """A completion's text that also says why it ended, as OpenAI reports it: finish_reason "stop" (the
+    model ended it, or a stop sequence did) or "length" (max_tokens, or the context, was reached).
+    Backends that know return these; anything else treats them as plain strings."""
+
+    finish_reason: str
+
+    def __new__(cls, text: str, finish_reason: str = "stop") -> Completion:
+        completion = super().__new__(cls, text)
+        completion.finish_reason = finish_reason
+        return completion
+
+
+def finish_reason(text: str) -> str:
+    """ "length" when the backend said the token limit cut `text`, else "stop"."""
+    return getattr(text, "finish_reason", "stop")
+
+
 def truncate_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> str:
-    """`text` up to (not including) the earliest occurrence of any stop string."""
+    """`text` up to (not including) the earliest occurrence of any stop string; `text` itself (a
+    Completion keeps its finish_reason) when none occurs."""
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]
+    return text if cut == len(text) else text[:cut]
 
 
 def is_chat(prompt: Prompt) -> bool:
@@ -319,11 +338,13 @@ def load_generator(
 
 __all__ = [
     "BACKENDS",
+    "Completion",
     "Generator",
     "Message",
     "OnResult",
     "Prompt",
     "SamplingParams",
+    "finish_reason",
     "has_chat_template",
     "is_chat",
     "check_backend_options",

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from pgrpo.llm import OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
+from pgrpo.llm import Completion, OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
 
 
 def _locate(model: str, gguf_file: str | None) -> tuple[str, str | None]:
@@ -97,6 +97,13 @@ def _load_bars(show: bool) -> Iterator[None]:
             hf_logging.enable_progress_bar()
         if gguf_bar is not None:
             gguf_utils.tqdm = gguf_bar
+
+
+def _ids(token_ids: int | list[int] | None) -> list[int]:
+    """generation_config.eos_token_id as a list (it may be one id, several, or none)."""
+    if token_ids is None:
+        return []
+    return [token_ids] if isinstance(token_ids, int) else list(token_ids)
 
 
 class TransformersGenerator:
@@ -218,7 +225,15 @@ class TransformersGenerator:
             out = self.model.generate(**inputs, generation_config=config, tokenizer=self.tokenizer)
         new = out[:, inputs["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        return [truncate_at_stop(t, params.stop) for t in texts]
+        # A row the limit cut is full length and ends in neither padding nor an end token (a finished
+        # row is padded); one a stop string ended is cut by truncate_at_stop.
+        ends = {self.tokenizer.pad_token_id, *_ids(self.eos_token_id)}
+        cut = [new.shape[1] >= params.max_tokens and int(row[-1]) not in ends for row in new]
+        completions = []
+        for text, limited in zip(texts, cut, strict=True):
+            kept = truncate_at_stop(text, params.stop)
+            completions.append(Completion(kept, "length" if limited and kept == text else "stop"))
+        return completions
 
     def __repr__(self) -> str:
         return f"TransformersGenerator({self.name!r}, device={self.device}, batch_size={self.batch_size})"

@@ -34,7 +34,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgrpo.llm import OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
+from pgrpo.llm import Completion, OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
 from pgrpo.llm.gguf_tokenizer import GGUFTokenizer
 from pgrpo.options import UsageError
 
@@ -127,6 +127,7 @@ class _Sequence:
         self.new = 0  # tokens generated
         self.last = -1  # the last generated token, fed in the next step
         self.text = bytearray()
+        self.finish_reason = "stop"  # "length" when max_tokens or the context ended it
 
 
 class Decoder:
@@ -224,7 +225,10 @@ class Decoder:
         stop = params["stop"]
         if stop and any(s in seq.text.decode("utf-8", "ignore") for s in stop if s):
             return True
-        return seq.new >= params["max_tokens"] or seq.pos >= per_seq
+        if seq.new >= params["max_tokens"] or seq.pos >= per_seq:
+            seq.finish_reason = "length"
+            return True
+        return False
 
     def run(
         self, jobs: list[tuple[Any, list[int], int | None]], params: dict, per_seq: int
@@ -245,7 +249,9 @@ class Decoder:
             free.append(seq.slot)
             if seq.sampler is not None:
                 self.lib.llama_sampler_free(seq.sampler)
-            return seq.key, truncate_at_stop(seq.text.decode("utf-8", "replace"), params["stop"])
+            text = seq.text.decode("utf-8", "replace")
+            kept = truncate_at_stop(text, params["stop"])
+            return seq.key, Completion(kept, seq.finish_reason if kept == text else "stop")
 
         while todo or running:
             while todo and free:

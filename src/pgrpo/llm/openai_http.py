@@ -24,7 +24,7 @@ import urllib.request
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from pgrpo.llm import OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
+from pgrpo.llm import Completion, OnResult, Prompt, SamplingParams, is_chat, truncate_at_stop
 
 PROBE_TIMEOUT_S = 10.0
 """The first request (GET /models) waits at most this long: a server that is up answers it at once."""
@@ -257,8 +257,13 @@ class OpenAIGenerator:
             raise ServerError(self.base_url, 200, f"the answer has no choices: {str(answer)[:200]}")
         choices = sorted(choices, key=lambda c: c.get("index", 0))
         if chat:  # content is null when a reasoning model spent its whole budget thinking
-            return [(c.get("message") or {}).get("content") or "" for c in choices]
-        return [c.get("text") or "" for c in choices]
+            texts = [(c.get("message") or {}).get("content") or "" for c in choices]
+        else:
+            texts = [c.get("text") or "" for c in choices]
+        return [
+            Completion(t, "length" if c.get("finish_reason") == "length" else "stop")
+            for t, c in zip(texts, choices, strict=True)
+        ]
 
     def complete(self, prompt: Prompt, params: SamplingParams) -> list[str]:
         """The n completions of one prompt (one request when the server honours n)."""

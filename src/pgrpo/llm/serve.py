@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from http.server import ThreadingHTTPServer
 
 from pgrpo.httpjson import JsonHandler, bind_error, check_port, run_server
-from pgrpo.llm import Generator, Prompt, SamplingParams, is_chat, load_generator
+from pgrpo.llm import Generator, Prompt, SamplingParams, finish_reason, is_chat, load_generator
 from pgrpo.llm.options import BACKEND_CHOICES, parse_device
 from pgrpo.options import AT_LEAST_ONE, PORT, Parser
 
@@ -130,12 +130,16 @@ def make_server(generator: Generator, host: str = "127.0.0.1", port: int = 8000)
             texts = [t for texts in outputs for t in texts]
             if chat:
                 choices = [
-                    {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+                    {
+                        "index": i,
+                        "message": {"role": "assistant", "content": t},
+                        "finish_reason": finish_reason(t),
+                    }
                     for i, t in enumerate(texts)
                 ]
             else:
                 choices = [
-                    {"index": i, "text": t, "logprobs": None, "finish_reason": "stop"}
+                    {"index": i, "text": t, "logprobs": None, "finish_reason": finish_reason(t)}
                     for i, t in enumerate(texts)
                 ]
             self._reply(

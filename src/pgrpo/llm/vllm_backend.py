@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgrpo.llm import Prompt, SamplingParams, is_chat, truncate_at_stop
+from pgrpo.llm import Completion, Prompt, SamplingParams, is_chat, truncate_at_stop
 from pgrpo.options import UsageError
 
 INSTALL_HINT = (
@@ -30,6 +30,13 @@ def _import_vllm() -> Any:
     except ImportError:
         raise VLLMMissing(INSTALL_HINT) from None
     return vllm
+
+
+def _completion(output: Any, stop: tuple[str, ...]) -> Completion:
+    """A vLLM CompletionOutput as a Completion: its text up to a stop string, and why it ended."""
+    kept = truncate_at_stop(output.text, stop)
+    limited = output.finish_reason == "length" and kept == output.text
+    return Completion(kept, "length" if limited else "stop")
 
 
 class VLLMGenerator:
@@ -64,7 +71,7 @@ class VLLMGenerator:
             outputs.update(zip(chats, done))
         results = []
         for i in range(len(prompts)):
-            texts = [truncate_at_stop(c.text, params.stop) for c in outputs[i].outputs]
+            texts = [_completion(c, params.stop) for c in outputs[i].outputs]
             results.append(texts * params.n if params.greedy else texts)
         return results
 
