@@ -213,3 +213,13 @@ def test_serve_says_length_when_max_tokens_cut_the_completion(tiny_generator):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_check_without_out_says_in_its_help_and_at_the_end_that_nothing_is_written(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    assert "nothing is written" in " ".join(capsys.readouterr().out.split())
+    one = tmp_path / "one.jsonl"
+    one.write_text(Path(PROBLEMS).read_text().splitlines()[0] + "\n")
+    main(["check", "--problems", str(one), "--references"])
+    assert "no results file written (give --out FILE" in capsys.readouterr().out

@@ -30,6 +30,8 @@ def _check(args: argparse.Namespace) -> int:
     print(report.render())
     if args.out:
         print(f"results: {args.out}")
+    else:
+        print("no results file written (give --out FILE for one row per sample)")
     return 0
 
 
@@ -101,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     given = check.add_mutually_exclusive_group(required=True)
     given.add_argument("--samples", help="samples JSONL ({id, solution} or {id, completion} per line)")
     given.add_argument("--references", action="store_true", help="check the problems' reference solutions")
-    check.add_argument("--out", help="results JSONL, one row per sample line, in order")
+    check.add_argument(
+        "--out",
+        help="results JSONL, one row per sample line, in order (without --out, only the summary is printed: "
+        "nothing is written)",
+    )
     check.add_argument(
         "--workers", type=AT_LEAST_ONE.parse, default=2, help="parallel sandbox workers (default 2)"
     )
