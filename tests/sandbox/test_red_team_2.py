@@ -183,6 +183,15 @@ def test_every_test_after_a_timeout_while_loading_does_not_loop(every):
     assert time.monotonic() - t0 < 2 * LIMIT_S + 4.0, result
 
 
+def test_every_test_after_a_compile_error_loads_once(every):
+    """Text that does not compile fails every test as compile_error in one load, not one per test."""
+    t0 = time.monotonic()
+    result = run(every, _tests(1, 2, 3, 4), "def f(x)\n    return x * 10\n")
+    assert_all_tests(result, Verdict.COMPILE_ERROR)
+    assert "SyntaxError" in result.tests[3].message, result
+    assert time.monotonic() - t0 < 2.0, result
+
+
 def test_every_test_counts_each_test_once_when_the_last_one_dies(every):
     program = "import os\ndef f(x):\n    if x == 3:\n        os._exit(0)\n    return x * 10\n"
     result = run(every, _tests(1, 2, 3), program)
