@@ -223,3 +223,11 @@ def test_check_without_out_says_in_its_help_and_at_the_end_that_nothing_is_writt
     one.write_text(Path(PROBLEMS).read_text().splitlines()[0] + "\n")
     main(["check", "--problems", str(one), "--references"])
     assert "no results file written (give --out FILE" in capsys.readouterr().out
+
+
+def test_use_vllm_without_vllm_is_refused_before_the_policy_loads(capsys, tmp_path):
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    argv = ["train", f"data.dataset={PROBLEMS}", "reward.variant=outcome", "grpo.use_vllm=true"]
+    refused(capsys, argv + [f"output.dir={tmp_path / 'run'}"], "grpo.use_vllm", "pip install vllm")
+    assert not (tmp_path / "run").exists()

@@ -9,6 +9,7 @@ them. config.json and summary.json are written by the main process only."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 from pathlib import Path
@@ -214,6 +215,11 @@ def _checked(cfg: TrainConfig, resume: bool = False) -> tuple[list, list[str], d
             f"--resume: nothing to resume in {out}: no checkpoint-* there"
             + ("" if out.is_dir() else " (the directory does not exist)")
             + "; run without --resume to start afresh"
+        )
+    if cfg.grpo.get("use_vllm") and importlib.util.find_spec("vllm") is None:  # the machine, not the file
+        raise UsageError(
+            f"{cfg.where('grpo.use_vllm')}: grpo.use_vllm = true, but vLLM is not installed: `pip install "
+            "vllm` on a machine with a CUDA GPU, or set grpo.use_vllm=false (TRL generates with transformers)"
         )
     check_policy_model(cfg)
     problems = load_training_problems(cfg)
