@@ -520,7 +520,7 @@ def test_the_config_rankings_are_the_trees():
         ("--budget-calls", "1", "an integer >= 2"),
         ("--timeout", "0", "a number in (0, 3600]"),
         ("--timeout", "-1", "a number in (0, 3600]"),
-        ("--seed", "1.5", "expected a finite integer"),
+        ("--seed", "1.5", "expected an integer in [0, 4294967295]"),
         ("--batch-size", "0", "an integer >= 1"),
         ("--prompt-style", "chatty", "invalid choice"),
         ("--backend", "magic", "invalid choice"),

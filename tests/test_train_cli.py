@@ -50,7 +50,7 @@ def _config(tmp_path: Path, extra: str = "", base: str = GOOD) -> Path:
         ("policy", "tiny_layers = 0", "policy.tiny_layers", ">= 1"),
         ("lora", "dropout = 1.5", "lora.dropout", "[0, 1)"),
         ("lora", "r = 2.5", "lora.r", "expected an integer"),
-        ("grpo", "num_generations = 0", "grpo.num_generations", ">= 1"),
+        ("grpo", "num_generations = 0", "grpo.num_generations", ">= 2"),
         ("grpo", "num_generations = 1", "grpo.num_generations", "advantage"),
         ("grpo", "max_steps = 0", "grpo.max_steps", "-1 or an integer >= 1"),
         ("grpo", "learning_rate = 0", "grpo.learning_rate", "> 0"),
