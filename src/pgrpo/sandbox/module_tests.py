@@ -184,8 +184,9 @@ class ModuleTests:
     def _star_import(self, name: str) -> types.ModuleType:
         """What `from <candidate module> import *` binds: the program's public names (its `__all__`,
         else the names its module lists that do not start with `_`), as `_program_name` gives them,
-        and as it does, never a module of the program's nor a name of a standard or benchmark module.
-        Only those names are fetched: the program's private globals stay in the sandbox."""
+        and as it does, never a module of the program's, a name of a standard or benchmark module, a
+        builtin's name (its `sorted` would judge its own answer) or a dunder name (the harness's own,
+        like the assert check). Only those names are fetched: private globals stay in the sandbox."""
         program = remote_module(self.session, name)
         try:
             names = program._req("getattr", "__all__")
@@ -198,7 +199,7 @@ class ModuleTests:
             names = [n for n in listed if type(n) is str and not n.startswith("_")]
         module = types.ModuleType(name)
         for n in names:
-            if _module_named(n) is None:
+            if _module_named(n) is None and n not in _BUILTIN_NAMES and not n.startswith("__"):
                 value = program._req("getattr", n)  # a missing name raises, as `import *` does
                 if not _is_module_handle(value):
                     setattr(module, n, value)
@@ -267,6 +268,7 @@ class ModuleTests:
 TRUTH_NAME = "__pgrpo_strict_truth__"
 _SCALARS = frozenset({int, float, str, bool, type(None)})
 _MODULE_ALIASES = {"np": "numpy", "pd": "pandas"}  # the usual import names of the benchmark libraries
+_BUILTIN_NAMES = frozenset(vars(builtins))
 
 
 # `all` and `any` as test code sees them: the truth of a sandboxed object is not asked there
