@@ -47,3 +47,42 @@ def test_star_import_still_passes_a_correct_program_defining_a_builtin_name(ex):
     program = "def sorted(values):\n    return [1, 2, 3]\ndef f(values):\n    return values\n"
     prob = _lbpp("from code import *\n", AssertTest("assert sorted(f([3, 2, 2])) == [2, 2, 3]"))
     assert run(ex, prob, program).verdict is Verdict.PASSED
+
+
+# ----------------------------------------------------------------------------- setup and the program's files
+
+PLANTS_WORK = code(
+    """
+    open("work", "w").close()
+    def f(a, b):
+        return a + b
+    def helper(x):
+        return 2 * x
+    """
+)
+CORRECT_WITH_HELPER = "def f(a, b):\n    return a + b\ndef helper(x):\n    return 2 * x\n"
+
+
+def _setup_making_work() -> Problem:
+    prob = problem(AssertTest("assert f(2, 3) == 5 and helper(2) == 4"))
+    return dataclasses.replace(prob, setup="import os\nos.mkdir('work')\n")
+
+
+def test_a_file_the_program_planted_does_not_break_the_problems_setup(ex):
+    """Fetching `helper` for the test before setup ran must not bring the program's `work` into the
+    tests' directory, where setup's mkdir would fail as the problem's fault (masked)."""
+    result = run(ex, _setup_making_work(), PLANTS_WORK)
+    assert result.verdict is Verdict.PASSED, result
+
+
+def test_setup_making_a_directory_passes_a_correct_program(ex):
+    assert run(ex, _setup_making_work(), CORRECT_WITH_HELPER).verdict is Verdict.PASSED
+
+
+def test_the_tests_see_the_files_the_program_wrote_while_loading(ex):
+    """Held back while setup runs, the program's files reach the tests right after it."""
+    prob = dataclasses.replace(
+        problem(AssertTest("assert open('made').read() == 'x'")), setup="import os\nos.mkdir('work')\n"
+    )
+    program = "with open('made', 'w') as fh:\n    fh.write('x')\n" + CORRECT_ADD
+    assert run(ex, prob, program).verdict is Verdict.PASSED

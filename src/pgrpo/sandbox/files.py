@@ -85,6 +85,15 @@ class SharedFiles:
         self.program = os.open(program_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         self.known_tests: dict[str, tuple[int, int]] = {}
         self.known_program: dict[str, tuple[int, int]] = {}
+        self.holding = False  # `from_program` waits: see `hold_program_files`
+
+    def hold_program_files(self) -> None:
+        """Until `release_program_files`, the program's files stay on its side (module mode holds
+        them while the problem's setup runs, so a file the program planted cannot break it)."""
+        self.holding = True
+
+    def release_program_files(self) -> None:
+        self.holding = False  # copied at the next `from_program`
 
     def _sync(self, src: int, dst: int, known_src: dict, known_dst: dict) -> None:
         current = _regular_files(src)
@@ -113,7 +122,8 @@ class SharedFiles:
         self._sync(self.tests, self.program, self.known_tests, self.known_program)
 
     def from_program(self) -> None:
-        self._sync(self.program, self.tests, self.known_program, self.known_tests)
+        if not self.holding:
+            self._sync(self.program, self.tests, self.known_program, self.known_tests)
 
     def reset(self) -> None:
         """Empty the tests' directory for the next run (the fork server empties the program's)."""
@@ -128,6 +138,7 @@ class SharedFiles:
                 pass
         self.known_tests.clear()
         self.known_program.clear()
+        self.holding = False
 
     def close(self) -> None:
         os.close(self.tests)

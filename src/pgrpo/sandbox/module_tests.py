@@ -156,14 +156,28 @@ class ModuleTests:
         snippets = (self.problem.setup, *(t.code for t in self.tests if isinstance(t, AssertTest)))
         setup_reads = free_names((self.problem.setup,)) - trusted_builtins.keys()
         self.asked_program = any(_module_named(name) is None for name in setup_reads)
-        for name in sorted(free_names(snippets) - namespace.keys() - trusted_builtins.keys()):
-            module = _module_named(name)
-            if module is not None:
-                _import_into(namespace, name, module)  # the real module, whatever the program calls so
-            else:
-                self._program_name(namespace, name, session)
+        # The program's files wait on its side while the tests' names are fetched: setup that never
+        # asks the program runs in a directory the program has not touched, so its failure is the
+        # problem's (a planted `work` cannot make setup's `os.mkdir('work')` fail, masked). Setup that
+        # asks it sees its files from then on, as where the program's module runs at setup's import,
+        # and its failure is the program's (`asked_program`).
+        files = session.files
+        if files is not None:
+            files.hold_program_files()
+        try:
+            for name in sorted(free_names(snippets) - namespace.keys() - trusted_builtins.keys()):
+                module = _module_named(name)
+                if module is not None:
+                    _import_into(namespace, name, module)  # the real module, whatever the program calls so
+                else:
+                    self._program_name(namespace, name, session)
+        finally:
+            if files is not None:
+                files.release_program_files()
         if self.problem.setup:
             exec(compile_test(self.problem.setup, "<setup>"), namespace)
+        if files is not None:
+            files.from_program()  # what the program wrote while loading, for the tests
         if self.problem.entry_point:  # setup may have imported it from the module again
             namespace[self.problem.entry_point] = self.exports[self.problem.entry_point]
         return namespace
