@@ -13,6 +13,7 @@ sandbox_error (masked in rewards) instead of the verdict its code earned.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import pickle
 import subprocess
@@ -154,60 +155,6 @@ def test_a_forged_nullable_series_through_a_callback_is_not_a_harness_failure(ex
 
 # ----------------------------------------------------------------------------- unpickling a program's files
 
-# Objects whose pickles a program may write for its tests (BigCodeBench saves DataFrames, arrays,
-# dicts), as the installed NumPy and pandas pickle them; each must load through the restricted
-# unpickler as an equal object of the same type.
-PLAIN_DATA = code(
-    """
-    import collections, datetime, decimal, fractions, zoneinfo
-    import numpy as np, pandas as pd
-    OBJECTS = [
-        {"a": [1, 2.5, "x", None, True, b"b", 1j]}, {1, 2}, frozenset([1]), (1,), bytearray(b"x"),
-        range(3), slice(1, 2), collections.OrderedDict(a=1), collections.defaultdict(list, a=[1]),
-        collections.Counter("aab"), collections.deque([1], 3), datetime.datetime(2020, 1, 1),
-        datetime.date(2020, 1, 1), datetime.time(1), datetime.timedelta(1),
-        datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
-        datetime.datetime(2020, 1, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
-        decimal.Decimal("1.5"), fractions.Fraction(1, 3),
-        np.arange(3), np.array([1.5]), np.array(["a"]), np.array([1, "a"], dtype=object),
-        np.arange(4).reshape(2, 2).T, np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]),
-        np.array(["2020-01-01"], dtype="datetime64[D]"), np.float64(1.5), np.int64(3), np.bool_(True),
-        np.str_("x"), np.datetime64("2020-01-01"), np.dtype("int32"),
-        pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, None]}), pd.Series([1.0, 2.0], name="s"),
-        pd.Index([1, 2]), pd.RangeIndex(3), pd.date_range("2020", periods=3),
-        pd.date_range("2020", periods=3, freq="B", tz="UTC"), pd.MultiIndex.from_tuples([(1, "a")]),
-        pd.Categorical(["a", "b"]), pd.Series(pd.Categorical(["a", "b"])), pd.CategoricalIndex(["a"]),
-        pd.Timestamp("2020-01-01"), pd.Timestamp("2020", tz="Europe/Paris"), pd.Timedelta("1D"),
-        pd.timedelta_range("1D", periods=2), pd.period_range("2020", periods=2, freq="M"),
-        pd.IntervalIndex.from_breaks([0, 1, 2]), pd.Series([1, None], dtype="Int64"),
-        pd.Series([True, None], dtype="boolean"), pd.Series(["a", None], dtype="string"), pd.NA, pd.NaT,
-        pd.DataFrame({"x": [1.0, 2.0]}).describe(), pd.DataFrame({"a": [1], "b": [2]}).groupby("a").sum(),
-    ]
-    """
-)
-
-
-def same(a, b) -> bool:
-    import numpy as np
-    import pandas as pd
-
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, (pd.DataFrame, pd.Series, pd.Index, pd.Categorical)):
-        return a.equals(b) and getattr(a, "dtype", None) == getattr(b, "dtype", None)
-    if isinstance(a, np.ndarray):
-        return a.dtype == b.dtype and a.shape == b.shape and (a == b).all()
-    return a is b if a is pd.NA or a is pd.NaT else a == b
-
-
-@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
-def test_plain_data_loads_through_the_restricted_unpickler(protocol):
-    space: dict = {}
-    exec(PLAIN_DATA, space)
-    for obj in space["OBJECTS"]:
-        loaded = unpickle.loads(pickle.dumps(obj, protocol))
-        assert same(obj, loaded), (protocol, obj, loaded)
-
 
 @pytest.mark.parametrize(
     "module, name",
@@ -217,58 +164,46 @@ def test_plain_data_loads_through_the_restricted_unpickler(protocol):
         ("subprocess", "Popen"),
         ("builtins", "eval"),
         ("builtins", "exec"),
-        ("builtins", "__import__"),
-        ("builtins", "open"),
+        ("builtins", "getattr"),
+        ("builtins", "bytearray"),  # bytearray(10**9): a gigabyte from a 31-byte pickle
+        ("builtins", "range"),  # list(range(10**9)) likewise
         ("importlib", "import_module"),
-        ("ctypes", "CDLL"),
-        ("pickle", "loads"),
-        ("numpy", "memmap"),
-        ("numpy", "load"),
-        ("numpy.ctypeslib", "load_library"),
-        ("numpy.testing", "assert_equal"),
-        ("pandas", "eval"),
-        ("pandas", "read_pickle"),
-        ("pandas", "read_csv"),
-        ("pandas.core.computation.eval", "eval"),
+        ("numpy", "ndarray"),  # NumPy and pandas trust a pickle's state: they load in the sandbox only
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("pandas", "DataFrame"),
+        ("pandas.core.internals.managers", "BlockManager"),
         ("__builtin__", "eval"),  # a Python 2 name, mapped as pickle maps it
     ],
 )
-def test_a_global_outside_the_allowlist_is_refused(module, name):
+def test_the_pure_python_unpickler_resolves_plain_data_only(module, name):
     data = b"c" + module.encode() + b"\n" + name.encode() + b"\n(S'echo hi'\ntR."
+    unpickler = pickle._Unpickler(io.BytesIO(data))
+    unpickler.find_class = unpickle.find_class  # as install() sets it for every pure-Python unpickler
     with pytest.raises(pickle.UnpicklingError, match=r"may not make the trusted side run") as caught:
-        unpickle.loads(data)
+        unpickler.load()
     assert name in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"cbuiltins\ngetattr\n(cbuiltins\nobject\nV__subclasses__\ntR.",  # getattr, for anything but ZoneInfo
-        b"cbuiltins\ngetattr\n(czoneinfo\nZoneInfo\nVclear_cache\ntR.",
-        b"c_codecs\nencode\n(Vx\nVrot13\ntR.",  # _codecs.encode, for anything but latin-1
-    ],
-)
-def test_the_narrowed_globals_refuse_other_uses(data):
-    with pytest.raises(pickle.UnpicklingError, match="may not make the trusted side"):
-        unpickle.loads(data)
+def test_the_pure_python_unpickler_still_loads_plain_data():
+    import collections
+    import datetime
+    import decimal
 
-
-def test_an_inconsistent_arrow_array_is_refused():
-    """pyarrow rebuilds an array from a pickle's offsets unchecked (reads past its buffer later)."""
-    import numpy as np
-    import pyarrow as pa
-
-    restore, (state,) = pa.array(["ab", "cd"]).__reduce__()
-    kind, length, nulls, offset, buffers, children, dictionary = state
-    offsets = pa.py_buffer(np.array([0, 2, 100_000], dtype=np.int32).tobytes())
-    forged = (kind, length, nulls, offset, [buffers[0], offsets, buffers[2]], children, dictionary)
-
-    class Forged:
-        def __reduce__(self):
-            return (restore, (forged,))
-
-    with pytest.raises(pickle.UnpicklingError, match="inconsistent arrow array"):
-        unpickle.loads(pickle.dumps(Forged()))
+    obj = [
+        {"a": (1, 2.5, "x", None, True)},
+        {1},
+        frozenset([2]),
+        collections.OrderedDict(b=1),
+        collections.Counter("aab"),
+        collections.deque([1], 3),
+        datetime.datetime(2020, 1, 1),
+        decimal.Decimal("1.5"),
+        b"bytes",
+    ]
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        unpickler = pickle._Unpickler(io.BytesIO(pickle.dumps(obj, protocol)))
+        unpickler.find_class = unpickle.find_class
+        assert unpickler.load() == obj, protocol
 
 
 # install() patches this interpreter's pickle module, so it is tried in an interpreter of its own.
@@ -281,8 +216,7 @@ AFTER_INSTALL = code(
     warnings.simplefilter("ignore")
     unpickle.install()
     unpickle.install()  # a second call changes nothing
-    marker, evil, plain = sys.argv[1:4]
-    pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_pickle(plain)
+    marker, evil = sys.argv[1:3]
     loaders = {
         "pickle.load": lambda p: pickle.load(open(p, "rb")),
         "pickle.loads": lambda p: pickle.loads(open(p, "rb").read()),
@@ -305,16 +239,11 @@ AFTER_INSTALL = code(
     for name, load in loaders.items():
         try:
             load(evil)
-            evil_outcome = "loaded"
+            out[name] = "loaded"
         except Exception as e:  # np.load raises its own error from ours
-            causes = [e, e.__cause__, e.__context__]
-            refused = any("may not make the trusted side run" in str(c) for c in causes)
-            evil_outcome = "refused" if refused and isinstance(e, pickle.UnpicklingError) else repr(e)
-        try:
-            plain_ok = load(plain).equals(pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
-        except Exception as e:
-            plain_ok = repr(e)
-        out[name] = [evil_outcome, plain_ok]
+            causes = " ".join(str(c) for c in (e, e.__cause__, e.__context__))
+            refused = "may not make the trusted side run" in causes or "in its sandbox" in causes
+            out[name] = "refused" if refused else repr(e)
     # the runner's own messages still load
     problem = Problem(id="p", prompt="", tests=())
     out["trusted_loads"] = unpickle.trusted_loads(pickle.dumps(problem)) == problem
@@ -331,11 +260,11 @@ def evil_pickle(path, marker: str) -> None:
     path.write_bytes(pickle.dumps(Evil()))
 
 
-def test_after_install_every_unpickler_refuses_code_and_loads_data(tmp_path):
-    marker, evil, plain = tmp_path / "ran", tmp_path / "evil.pkl", tmp_path / "plain.pkl"
+def test_outside_a_run_no_unpickler_of_the_runner_runs_a_pickles_code(tmp_path):
+    marker, evil = tmp_path / "ran", tmp_path / "evil.pkl"
     evil_pickle(evil, str(marker))
     proc = subprocess.run(
-        [sys.executable, "-c", AFTER_INSTALL, str(marker), str(evil), str(plain)],
+        [sys.executable, "-c", AFTER_INSTALL, str(marker), str(evil)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -343,7 +272,7 @@ def test_after_install_every_unpickler_refuses_code_and_loads_data(tmp_path):
     assert proc.returncode == 0, proc.stderr
     outcomes = json.loads(proc.stdout)
     assert outcomes.pop("trusted_loads") is True
-    assert outcomes == {name: ["refused", True] for name in outcomes}
+    assert outcomes == {name: "refused" for name in outcomes}
     assert not marker.exists()
 
 
@@ -376,11 +305,51 @@ def test_a_pickle_the_program_wrote_runs_nothing_on_the_trusted_side(ex, tmp_pat
         with_pandas(problem(AssertTest(test), entry_point="task_func")),
         code(WRITES_A_PICKLE, marker=marker),
     )
-    ran = os.path.exists(marker)
-    assert_not_passed(result, Verdict.FAILED)
-    assert not ran, "the program's pickle ran its code in the trusted runner"
-    if loader != "np.load":  # np.load raises its own error ("Failed to interpret file") from ours
-        assert "may not make the trusted side run builtins.exec" in result.message, result
+    assert_not_passed(result)
+    assert result.verdict is not Verdict.SANDBOX_ERROR, result
+    assert not os.path.exists(marker), "the program's pickle ran its code in the trusted runner"
+
+
+# Pickles that NumPy's and pandas' reconstructors trust (second red team): loaded in the trusted runner
+# they crashed it (masked sandbox_error), filled its memory, or overrode a DataFrame's `equals`.
+FORGED = {
+    "object array over raw bytes": "(np.ndarray, ((1,), 'O', b'A' * 8))",
+    "gigabyte from a tiny pickle": "(bytearray, (10**9,))",
+    "list of a huge range": "(list, (range(4 * 10**7),))",
+    "DataFrame whose equals is list": (
+        "(pd.DataFrame, (), {**pd.DataFrame({'a': [0]}).__getstate__(), 'equals': list})"
+    ),
+}
+
+
+@pytest.mark.parametrize("reduce", FORGED.values(), ids=FORGED.keys())
+def test_a_forged_pickle_fails_in_the_sandbox_not_the_runner(ex, reduce):
+    program = code(
+        """
+        import pickle
+        import numpy as np
+        import pandas as pd
+        class Forged:
+            def __reduce__(self):
+                return REDUCE
+        def task_func(path):
+            with open(path, "wb") as fh:
+                pickle.dump(Forged(), fh, protocol=3)
+            return True
+        """
+    ).replace("REDUCE", reduce)
+    test = code(
+        """
+        import pandas as pd
+        assert task_func("out.pkl") is True
+        x = pd.read_pickle("out.pkl")
+        assert x.equals(pd.DataFrame({"a": [1, 2]}))
+        """
+    )
+    result = run(ex, with_pandas(problem(AssertTest(test), entry_point="task_func")), program)
+    assert_not_passed(result)
+    assert result.verdict is not Verdict.SANDBOX_ERROR, result
+    assert ex.infrastructure_failures == 0
 
 
 def test_control_plain_pickles_the_program_wrote_load_in_the_test(ex):

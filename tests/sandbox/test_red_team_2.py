@@ -243,60 +243,44 @@ def _op_call(module: str, name: str, *args: object) -> bytes:
     return b"\x80\x02" + _op_global(module, name) + body + b"R."
 
 
-@pytest.mark.parametrize("key", ["../../../../etc/passwd", "/etc/passwd", "UTC/../../../../etc/hostname"])
-def test_a_zoneinfo_key_cannot_read_a_host_file(key):
-    """`getattr(ZoneInfo, "_unpickle")` is allowed (how a ZoneInfo pickles itself); its key names a
-    file under the time zone path, never one elsewhere on the host."""
+def _zone(key: str) -> bytes:
     unpickle_zone = (
         _op_global("builtins", "getattr")
         + b"("
         + _op_global("zoneinfo", "ZoneInfo")
         + b"X\x09\x00\x00\x00_unpickletR"
     )
-    data = b"\x80\x02" + unpickle_zone + pickle.dumps((key, 1), 2)[2:-1] + b"R."
-    with pytest.raises(ValueError):
-        unpickle.loads(data)
+    return b"\x80\x02" + unpickle_zone + pickle.dumps((key, 1), 2)[2:-1] + b"R."
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        _op_call("numpy", "ndarray", (4,), "i8", b"\x00" * 8),  # a buffer smaller than the shape
-        _op_call("numpy", "ndarray", (1,), "i8", b"\x00" * 8, 8),  # an offset past the buffer
-        _op_call("numpy._core.numeric", "_frombuffer", b"\x00" * 8, "i8", (4,), "C"),
-        _op_call("numpy._core.multiarray", "scalar", "V100", b"x"),
-    ],
-    ids=["small-buffer", "offset", "frombuffer-shape", "short-scalar"],
-)
-def test_numpy_reconstructors_refuse_inconsistent_buffers(data):
-    with pytest.raises((ValueError, TypeError, pickle.UnpicklingError)):
-        unpickle.loads(data)
-
-
-def test_a_block_manager_whose_blocks_do_not_fit_its_axes_is_refused():
+def _block_manager() -> bytes:
     import pandas as pd
 
     block = pickle.dumps(pd.DataFrame({"a": [1, 2]})._mgr.blocks[0], 2)[2:-1]
     axes = pickle.dumps([pd.Index(["a", "b", "c"]), pd.RangeIndex(5)], 2)[2:-1]
     data = b"\x80\x02" + _op_global("pandas.core.internals.managers", "BlockManager") + b"(](" + block
-    data += b"e" + axes + b"tR."
-    with pytest.raises((AssertionError, ValueError)):
-        unpickle.loads(data)
+    return data + b"e" + axes + b"tR."
 
 
-def test_a_categorical_with_codes_past_its_categories_does_not_read_past_them():
-    import numpy as np
-    import pandas as pd
+FORGED_PICKLES = {
+    "zoneinfo-key-outside": lambda: _zone("../../../../etc/passwd"),
+    "zoneinfo-absolute-key": lambda: _zone("/etc/passwd"),
+    "numpy-small-buffer": lambda: _op_call("numpy", "ndarray", (4,), "i8", b"\x00" * 8),
+    "numpy-offset": lambda: _op_call("numpy", "ndarray", (1,), "i8", b"\x00" * 8, 8),
+    "numpy-frombuffer-shape": lambda: _op_call(
+        "numpy._core.numeric", "_frombuffer", b"\x00" * 8, "i8", (4,), "C"
+    ),
+    "numpy-short-scalar": lambda: _op_call("numpy._core.multiarray", "scalar", "V100", b"x"),
+    "block-manager-past-its-axes": _block_manager,
+}
 
-    reconstruct, args, (dtype, _) = pd.Categorical(["a", "b"]).__reduce_ex__(2)
 
-    class Forged:
-        def __reduce__(self):
-            return (reconstruct, args, (dtype, np.array([100, -7], dtype=np.int8)))
-
-    loaded = unpickle.loads(pickle.dumps(Forged()))
-    with pytest.raises(IndexError):
-        np.asarray(loaded)
+@pytest.mark.parametrize("make", FORGED_PICKLES.values(), ids=FORGED_PICKLES.keys())
+def test_the_runner_never_unpickles_a_forged_pickle_itself(make):
+    """Outside a program's run nothing unpickles in the trusted runner; during one, `pickle.load` sends
+    the bytes to the program's sandbox (tests/sandbox/test_data_holes.py runs those end to end)."""
+    with pytest.raises(pickle.UnpicklingError, match="in its sandbox"):
+        unpickle.loads(make())
 
 
 # ----------------------------------------------------------------------------- decoding bounds

@@ -159,6 +159,10 @@ class Server:
         op, target = request[0], self.objects[int(request[2])]
         if op == "getattr":
             return getattr(target, request[3]), None
+        if op == "unpickle":  # a file the test loads: its code runs here, confined, never there
+            import pickle
+
+            return pickle.loads(self.decoder.decode(request[3])), None
         if op == "setattr":
             setattr(target, request[3], self.decoder.decode(request[4]))
             return None, None

@@ -51,9 +51,9 @@ What this protects against (each family has a test in tests/sandbox/test_<family
 - filling the trusted side's memory: 256 MB of frames per run and 2 GB of resident memory for the
   values decoded here (a few bytes of JSON can stand for hundreds of bytes of objects), past which
   the run is output_exceeded;
-- unpickling files a program wrote (BigCodeBench tests load them with pickle, pandas, NumPy or
-  joblib): only plain data, NumPy and pandas values load here (`unpickle`), never a global that
-  would run the program's choice of code on the host;
+- unpickling files a program wrote (BigCodeBench tests load them with pickle, pandas or NumPy):
+  they are unpickled in the program's own sandboxed process and their value crosses like any value
+  it returns (`unpickle`); the pure-Python unpickler (joblib) resolves plain data globals only;
 - the compiler as a way in: the program's text is compiled in its sandboxed child under the run's
   limits, so text that crashes the compiler, or takes it to gigabytes or seconds, is the program's
   runtime_error, compile_error or timeout, never the trusted side's crash, memory or log;
@@ -77,10 +77,10 @@ What it does not protect against:
   state, a C function such as `os.remove`) stays here, and the program calls it back with
   arguments of its choosing, run here with the runner's rights: a test that passes one trusts the
   program with it;
-- a test that unpickles a program's file holding anything but plain data, NumPy or pandas values
-  (an sklearn model, a matplotlib figure, a class of the test's) fails, even for a correct program;
-  an unpickler class that subclassed the C Unpickler before `unpickle.install()` keeps its own
-  `find_class`;
+- a pickle a test loads arrives as values (or handles): what a pickle attaches to an object beyond
+  its value does not; a joblib file holding NumPy arrays is refused; other loaders of code-bearing
+  formats (`yaml.unsafe_load`, `dill` with its own classes) are not intercepted: a test that runs
+  them on a program's file trusts the program;
 - per-test CPU and time cover the calls a test makes, not the program's loading: work done at
   module level (a table filled at import) is counted in no test's figures; operations on handles (len, str, iteration, attributes, and
   method calls such as a program class's own `equals`) are answered by the program's own code, so
@@ -398,7 +398,8 @@ class Runner:
             self.files.reset()
             module_tests = ModuleTests(self.server, session, problem, tests, limit)
             try:
-                results = module_tests.run()
+                with unpickle.loading_in(session):  # pickles the tests load are unpickled there
+                    results = module_tests.run()
             finally:
                 module_tests.close()
             if session.violation is not None:  # it broke the protocol: nothing more to wait for
