@@ -4,6 +4,7 @@ the safe outcome (no pass the program did not earn, no sandbox_error of its maki
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from attack_kit import *  # noqa: F403 - the shared kit: constants, problems, run(), fixtures
 
@@ -86,3 +87,27 @@ def test_the_tests_see_the_files_the_program_wrote_while_loading(ex):
     )
     program = "with open('made', 'w') as fh:\n    fh.write('x')\n" + CORRECT_ADD
     assert run(ex, prob, program).verdict is Verdict.PASSED
+
+
+# ----------------------------------------------------------------------------- setup's own time
+
+
+def test_setup_kept_busy_by_the_programs_value_times_out(ex):
+    """Setup looping over a count the program chose (10**12) is cut by the same watchdog as tests:
+    a timeout well before the pool's backstop, and the worker lives."""
+    setup = "N = size()\ntotal = 0\nfor i in range(N):\n    total += i\n"
+    prob = dataclasses.replace(problem(AssertTest("assert f(2, 3) == 5")), setup=setup)
+    program = "def size():\n    return 10**12\n" + CORRECT_ADD
+    t0 = time.monotonic()
+    result = run(ex, prob, program)
+    assert_not_passed(result, Verdict.TIMEOUT)
+    assert time.monotonic() - t0 < 3 * LIMIT_S + 2, result
+    assert_healthy(ex)
+
+
+def test_setup_busy_on_its_own_is_the_problems_fault(ex):
+    """Setup that never asks the program and still runs past the watchdog: the problem's failure."""
+    prob = dataclasses.replace(problem(AssertTest("assert f(2, 3) == 5")), setup="while True:\n    pass\n")
+    result = ex.run(prob, CORRECT_ADD)
+    assert result.verdict is Verdict.SANDBOX_ERROR, result
+    assert "setup" in result.tests[0].message, result

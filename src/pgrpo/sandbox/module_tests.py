@@ -85,7 +85,21 @@ class ModuleTests:
             message = f"the program does not define {self.problem.entry_point!r}"
             return [TestResult(Verdict.RUNTIME_ERROR, message=message)] * len(self.tests)
         try:
-            namespace = self._namespace()
+            # The watchdog of `_one` around setup too: a value from the program (a count of
+            # 10**12) could keep setup busy here. It is off before any handler below runs.
+            signal.setitimer(signal.ITIMER_REAL, self.limit + TRUSTED_GRACE_S)
+            try:
+                namespace = self._namespace()
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except TrustedTimeout:
+            self.server.kill()  # the channel may be mid-request
+            # Setup that never asks the program takes as long as it takes on its own: the problem's.
+            verdict = Verdict.TIMEOUT if self.asked_program else Verdict.SANDBOX_ERROR
+            message = "time limit exceeded by the problem's setup" + (
+                " on the program's values" if self.asked_program else ""
+            )
+            return [TestResult(verdict, message=message)] * len(self.tests)
         except RequestTimeout:
             self.server.kill()
             return [TestResult(Verdict.TIMEOUT, message="time limit exceeded")] * len(self.tests)
