@@ -111,3 +111,29 @@ def test_setup_busy_on_its_own_is_the_problems_fault(ex):
     result = ex.run(prob, CORRECT_ADD)
     assert result.verdict is Verdict.SANDBOX_ERROR, result
     assert "setup" in result.tests[0].message, result
+
+
+# ----------------------------------------------------------------------------- comparisons and handles
+
+
+def test_a_dict_key_that_names_itself_does_not_match(ex):
+    """A key the program's object (a handle here) would spell "a" through its own `__str__`: the
+    comparison never asks it, and the answer fails."""
+    program = code(
+        """
+        class K:
+            def __str__(self):
+                return "a"
+            __repr__ = __str__
+        def f():
+            return {K(): 1}
+        """
+    )
+    result = run(ex, problem(CallTest(args=[], expected={"a": 1})), program)
+    assert_not_passed(result, Verdict.FAILED)
+
+
+def test_plain_dict_keys_still_match_as_their_text(ex):
+    program = "import numpy as np\ndef f():\n    return {'a': 1, 2: 2, np.int64(3): 3, (1, 2): 4}\n"
+    expected = {"a": 1, "2": 2, "3": 3, "(1, 2)": 4}
+    assert run(ex, problem(CallTest(args=[], expected=expected)), program).verdict is Verdict.PASSED

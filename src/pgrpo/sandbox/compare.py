@@ -1,8 +1,9 @@
 """Comparisons done on the trusted side: call results against JSON expectations, stdout against text.
 
 Both sides of every comparison are objects built in the trusted process, so nothing here can be
-fooled by a lying `__eq__`; the type checks below are about JSON's limits (no tuples, string keys),
-not about defence.
+fooled by a lying `__eq__`; the type checks below are about JSON's limits (no tuples, string keys).
+The one exception is a handle to a program's object (a dict key that could not travel by value):
+its `str` would be answered by the program, so a handle never takes part in a comparison.
 """
 
 from __future__ import annotations
@@ -48,12 +49,30 @@ def values_match(expected: Any, actual: Any) -> bool:
         # OrderedDict, Counter and defaultdict answers arrive as themselves (built here by `wire`)
         if not isinstance(actual, dict) or len(actual) != len(expected):
             return False
-        by_text = {str(k): v for k, v in actual.items()}  # JSON object keys are always strings
+        by_text = {}  # JSON object keys are always strings
+        for k, v in actual.items():
+            text = _key_text(k)
+            if text is None:
+                return False
+            by_text[text] = v
         return all(k in by_text and values_match(v, by_text[k]) for k, v in expected.items())
     return False
 
 
 _PLAIN = frozenset({int, float, str, bool, type(None), list, tuple, dict})
+_KEY_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
+def _key_text(key: Any) -> str | None:
+    """A dict key as the JSON key it stands for, by exact type: None for anything else (a handle's
+    `str` is the program's to answer)."""
+    t = type(key)
+    if t in _KEY_SCALARS or (t is tuple and all(type(x) in _KEY_SCALARS for x in key)):
+        return str(key)
+    np = sys.modules.get("numpy")
+    if np is not None and issubclass(t, (np.integer, np.floating, np.bool_)):
+        return str(key.item())
+    return None
 
 
 def _from_numpy(value: Any) -> Any:
