@@ -8,6 +8,8 @@ import time
 
 from attack_kit import *  # noqa: F403 - the shared kit: constants, problems, run(), fixtures
 
+from pgrpo.sandbox import values, wire
+
 
 def _lbpp(setup: str, *tests) -> Problem:
     """An LBPP-shaped problem: setup imports from the candidate module, named `code`."""
@@ -137,3 +139,79 @@ def test_plain_dict_keys_still_match_as_their_text(ex):
     program = "import numpy as np\ndef f():\n    return {'a': 1, 2: 2, np.int64(3): 3, (1, 2): 4}\n"
     expected = {"a": 1, "2": 2, "3": 3, "(1, 2)": 4}
     assert run(ex, problem(CallTest(args=[], expected=expected)), program).verdict is Verdict.PASSED
+
+
+# ----------------------------------------------------------------------------- decoding bounds
+
+
+def _decoder(deadline_s: float = 5.0) -> values.Decoder:
+    decoder = values.Decoder(None, values.resident_kb() + (2048 << 10))
+    decoder.start(time.monotonic() + deadline_s)
+    return decoder
+
+
+def _decode(data: object, deadline_s: float = 5.0) -> object:
+    data = wire.loads(wire.dumps(data))
+    return _decoder(deadline_s).decode(data)
+
+
+def test_a_namedtuple_with_too_many_fields_is_refused_at_once():
+    fields = [f"a{i}" for i in range(600_000)]
+    t0 = time.monotonic()
+    with pytest.raises(wire.WireError):
+        _decode(["nt", "T0", fields, *range(len(fields))])
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_namedtuple_classes_belong_to_their_decoder():
+    """Classes built for one run's values are not kept for the life of the process."""
+    first = _decoder().decode(["nt", "P", ["x", "y"], 1, 2])
+    again = _decoder().decode(["nt", "P", ["x", "y"], 1, 2])
+    assert first == (1, 2) and first.x == 1 and type(first) is not type(again)
+
+
+def test_a_namedtuple_with_many_fields_but_under_the_cap_decodes():
+    fields = [f"a{i}" for i in range(values.MAX_NAMEDTUPLE_FIELDS)]
+    assert len(_decode(["nt", "T", fields, *range(len(fields))])) == len(fields)
+
+
+def test_a_frame_of_many_empty_columns_stops_at_the_deadline():
+    n = 60_000
+    t0 = time.monotonic()
+    with pytest.raises(wire.DeadlinePassed):
+        _decode(["pd.df", ["l", *range(n)], [None, "int64", []], [[None, "int64", []]] * n], 0.3)
+    assert time.monotonic() - t0 < 1.0
+
+
+FORGES_A_VALUE = code(
+    """
+    from pgrpo.sandbox import values
+    _encode = values.Encoder.encode
+    class Forged:
+        pass
+    def encode(self, obj, depth=0):
+        if type(obj) is Forged:
+            return {forged}
+        return _encode(self, obj, depth)
+    values.Encoder.encode = encode
+    def f(a, b):
+        return Forged()
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        '["nt", "T0", ["a%d" % i for i in range(600_000)], 0]',
+        '["pd.df", ["l", *range(150_000)], [None, "int64", []], [[None, "int64", []]] * 150_000]',
+    ],
+    ids=["namedtuple-fields", "frame-columns"],
+)
+def test_a_forged_value_costly_to_decode_does_not_hold_the_runner(ex, forged):
+    t0 = time.monotonic()
+    """The program sends tagged JSON of its own making (its encoder patched): the trusted side
+    stops decoding it within the run's deadline."""
+    result = run(ex, call_problem(), FORGES_A_VALUE.replace("{forged}", forged))
+    assert_not_passed(result)
+    assert time.monotonic() - t0 < 3 * LIMIT_S + 1, result

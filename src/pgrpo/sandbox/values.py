@@ -10,14 +10,15 @@ defaultdict (factory: a built-in type by name, else a handle), deque and namedtu
 themselves; subclasses of builtins, NumPy and pandas types (a program's DataFrame subclass too) as
 their base type, from their values (pd.NA and pd.NaT as themselves, so nullable Series round-trip);
 a few built-in types (`int`, `str`, ...) travel by name.
-Decoding is bounded: depth, namedtuple classes, hash collisions and the deadline.
+Decoding is bounded: depth, namedtuple classes and their fields, hash collisions and the deadline
+(checked every DEADLINE_CHECK_EVERY decoded items, where a field name, a pandas entry and a pandas
+constructor count too).
 """
 
 from __future__ import annotations
 
 import base64
 import collections
-import functools
 import os
 import sys
 import time
@@ -28,6 +29,7 @@ from pgrpo.sandbox.wire import DeadlinePassed, FrameTooLarge, WireError
 
 MAX_RANGE_BY_VALUE = 1_000_000  # larger ranges stay in the sandbox: iterating them is paced by requests
 MAX_NAMEDTUPLE_TYPES = 64  # distinct namedtuple classes one decoder will build
+MAX_NAMEDTUPLE_FIELDS = 1_000  # a class of 600,000 fields took seconds to build, in one call
 MAX_DEPTH = 200
 # Equal hashes among the keys of a set or dict: n of them cost n² comparisons to insert (a few
 # thousand forged ints held the trusted side for seconds). One decoded value may spend this many,
@@ -35,6 +37,7 @@ MAX_DEPTH = 200
 # holding one pair like -1 and -2.
 MAX_HASH_COLLISION_COST = 64 * 64
 DEADLINE_CHECK_EVERY = 20_000  # decoded items between two looks at the clock
+PANDAS_BUILD_COST = 100  # one Series or Index built (~80 µs), counted as this many decoded items
 
 # Built-in types that travel by name (a test passing `int` to a program's `isinstance`, a
 # defaultdict's factory); the receiving side uses its own.
@@ -219,7 +222,8 @@ class Decoder:
         """`resident_limit_kb`: the trusted side's bound on this process's resident memory while it
         decodes (a few bytes of JSON can stand for hundreds of bytes of objects: ["dq",null] is a deque)."""
         self.on_tag = on_tag  # handles/callbacks: tags this codec does not know itself
-        self.namedtuple_types: set[tuple] = set()
+        # Built here for this decoder only: a module-wide cache would keep a run's classes for good.
+        self.namedtuple_classes: dict[tuple, type] = {}
         self.deadline: float | None = None  # decoding a value from the sandbox stops here
         self.resident_limit_kb = resident_limit_kb
         self.collisions = 0
@@ -228,6 +232,12 @@ class Decoder:
     def start(self, deadline: float | None) -> None:
         """Before decoding one value from the other side: its deadline and its own budgets."""
         self.deadline, self.collisions = deadline, 0
+
+    def _spend(self, items: int) -> None:
+        """Count work that is not a tagged container of its own (field names, pandas entries)."""
+        self._until_check -= items
+        if self._until_check < 0:
+            self._check_deadline()
 
     def _check_deadline(self) -> None:
         """Every DEADLINE_CHECK_EVERY decoded items: the deadline, and the resident memory bound."""
@@ -264,13 +274,7 @@ class Decoder:
             if tag == "t":
                 return tuple(self.decode(x, d) for x in rest)
             if tag == "nt":
-                key = (str(rest[0]), tuple(str(f) for f in rest[1]))
-                self.namedtuple_types.add(key)
-                if len(self.namedtuple_types) > MAX_NAMEDTUPLE_TYPES:
-                    raise WireError("too many distinct namedtuple types")
-                return _namedtuple(str(rest[0]), tuple(str(f) for f in rest[1]))(
-                    *[self.decode(x, d) for x in rest[2:]]
-                )
+                return self._namedtuple(str(rest[0]), rest[1])(*[self.decode(x, d) for x in rest[2:]])
             if tag in ("d", "od", "ctr"):
                 return self._decode_dict(tag, rest, d)
             if tag == "dd":
@@ -323,6 +327,18 @@ class Decoder:
             return self.on_tag(data)
         raise WireError(f"unknown tag {tag!r}")
 
+    def _namedtuple(self, name: str, fields: Any) -> type:
+        if not isinstance(fields, list) or len(fields) > MAX_NAMEDTUPLE_FIELDS:
+            raise WireError("malformed namedtuple, or more fields than MAX_NAMEDTUPLE_FIELDS")
+        self._spend(len(fields))
+        key = (name, tuple(str(f) for f in fields))
+        cls = self.namedtuple_classes.get(key)
+        if cls is None:
+            if len(self.namedtuple_classes) >= MAX_NAMEDTUPLE_TYPES:
+                raise WireError("too many distinct namedtuple types")
+            cls = self.namedtuple_classes[key] = _namedtuple(*key)
+        return cls
+
     def _decode_dict(self, tag: str, rest: list, depth: int) -> dict:
         if len(rest) % 2:
             raise WireError("odd dict payload")
@@ -347,6 +363,7 @@ class Decoder:
             return np.frombuffer(_unb64(rest[1]), dtype=dtype)[0]
         if tag == "ndo":
             shape = tuple(int(x) for x in rest[0])
+            self._spend(len(rest[1]))
             items = [self.decode(x, depth) for x in rest[1]]
             arr = np.empty(len(items), dtype=object)
             arr[:] = items
@@ -384,6 +401,7 @@ class Decoder:
     def _series(self, data: list, index: Any, depth: int) -> Any:
         import pandas as pd
 
+        self._spend(len(data[2]) + PANDAS_BUILD_COST)
         name, dtype, values = (
             self.decode(data[0], depth),
             str(data[1]),
@@ -394,6 +412,7 @@ class Decoder:
     def _index(self, data: list, depth: int) -> Any:
         import pandas as pd
 
+        self._spend(len(data[2]) + PANDAS_BUILD_COST)
         name, dtype, values = (
             self.decode(data[0], depth),
             str(data[1]),
@@ -420,7 +439,6 @@ def _decode_stdlib(tag: str, rest: list) -> Any:
     return cls.fromisoformat(str(rest[0]))
 
 
-@functools.lru_cache(maxsize=256)
 def _namedtuple(name: str, fields: tuple[str, ...]) -> type:
     """A namedtuple class made here from the name and field names alone."""
     if not name.isidentifier() or not all(f.isidentifier() and not f.startswith("_") for f in fields):
