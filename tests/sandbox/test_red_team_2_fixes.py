@@ -8,7 +8,7 @@ import time
 
 from attack_kit import *  # noqa: F403 - the shared kit: constants, problems, run(), fixtures
 
-from pgrpo.sandbox import values, wire
+from pgrpo.sandbox import files, values, wire
 
 
 def _lbpp(setup: str, *tests) -> Problem:
@@ -80,15 +80,6 @@ def test_a_file_the_program_planted_does_not_break_the_problems_setup(ex):
 
 def test_setup_making_a_directory_passes_a_correct_program(ex):
     assert run(ex, _setup_making_work(), CORRECT_WITH_HELPER).verdict is Verdict.PASSED
-
-
-def test_the_tests_see_the_files_the_program_wrote_while_loading(ex):
-    """Held back while setup runs, the program's files reach the tests right after it."""
-    prob = dataclasses.replace(
-        problem(AssertTest("assert open('made').read() == 'x'")), setup="import os\nos.mkdir('work')\n"
-    )
-    program = "with open('made', 'w') as fh:\n    fh.write('x')\n" + CORRECT_ADD
-    assert run(ex, prob, program).verdict is Verdict.PASSED
 
 
 # ----------------------------------------------------------------------------- setup's own time
@@ -215,3 +206,49 @@ def test_a_forged_value_costly_to_decode_does_not_hold_the_runner(ex, forged):
     result = run(ex, call_problem(), FORGES_A_VALUE.replace("{forged}", forged))
     assert_not_passed(result)
     assert time.monotonic() - t0 < 3 * LIMIT_S + 1, result
+
+
+# ----------------------------------------------------------------------------- files mirrored to the host
+
+MAKES_MANY_FILES = code(
+    """
+    import os
+    for i in range({n}):
+        os.close(os.open("f%d" % i, os.O_CREAT | os.O_WRONLY))
+    def f(a, b):
+        return a + b
+    """
+)
+
+
+def test_the_tests_directory_holds_a_bounded_number_of_the_programs_files(tmp_path):
+    """Files past MAX_FILES are not copied (as bytes past MAX_TOTAL_BYTES), and a sync reads at most
+    MAX_FILES entries of the program's directory, so each request's sync stays cheap."""
+    tests_dir, program_dir = tmp_path / "tests", tmp_path / "program"
+    tests_dir.mkdir()
+    program_dir.mkdir()
+    for i in range(files.MAX_FILES + 500):
+        (program_dir / f"f{i}").touch()
+    shared = files.SharedFiles(str(tests_dir), str(program_dir))
+    try:
+        shared.from_program()
+        assert len(list(tests_dir.iterdir())) == files.MAX_FILES
+        copied = next(tests_dir.iterdir()).name
+        t0 = time.monotonic()
+        shared.from_program()
+        assert time.monotonic() - t0 < 0.5
+        (program_dir / copied).unlink()  # a deletion is still mirrored
+        shared.from_program()
+        assert not (tests_dir / copied).exists()
+        assert len(list(tests_dir.iterdir())) <= files.MAX_FILES
+    finally:
+        shared.reset()
+        shared.close()
+
+
+def test_a_program_making_many_files_gets_a_bounded_run(ex):
+    """30,000 empty files made while loading: no sandbox_error, no worker lost, a short run."""
+    t0 = time.monotonic()
+    result = run(ex, add_problem(), code(MAKES_MANY_FILES, n=30_000))
+    assert result.verdict in (Verdict.PASSED, Verdict.TIMEOUT), result
+    assert time.monotonic() - t0 < 3 * LIMIT_S + 2, result

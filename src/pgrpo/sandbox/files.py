@@ -5,8 +5,10 @@ directory inside the sandbox. Around every call the top-level regular files are 
 test -> program before the call, program -> test after it, and a file deleted on one side is
 deleted on the other. Nothing is ever opened by following a link, a FIFO is never read, and the
 trusted side never resolves a path the program chose, so a planted symlink cannot redirect a
-test's write to a host file. The tests' directory holds at most MAX_TOTAL_BYTES of files at once:
-a program's files beyond that are not copied, so no run can fill the host's disk.
+test's write to a host file. The tests' directory holds at most MAX_TOTAL_BYTES in at most
+MAX_FILES files at once: a program's files beyond that are not copied, so no run can fill the host's
+disk or its inodes, and a sync reads at most MAX_FILES entries of the program's directory, so a
+program that made 200,000 files does not make every request slow.
 """
 
 from __future__ import annotations
@@ -16,22 +18,26 @@ import stat
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 128 * 1024 * 1024
+MAX_FILES = 10_000
 _OPEN_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 _OPEN_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
 
 
-def _regular_files(dir_fd: int) -> dict[str, tuple[int, int]]:
-    """name -> (size, mtime_ns) of the top-level regular files, links not followed."""
+def _regular_files(dir_fd: int, most: int | None = None) -> tuple[dict[str, tuple[int, int]], bool]:
+    """name -> (size, mtime_ns) of the top-level regular files, links not followed, from the first
+    `most` entries of the directory (all if None); and whether that was all of them."""
     out = {}
     with os.scandir(dir_fd) as entries:
-        for entry in entries:
+        for seen, entry in enumerate(entries):
+            if most is not None and seen == most:
+                return out, False
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
             if stat.S_ISREG(st.st_mode):
                 out[entry.name] = (st.st_size, st.st_mtime_ns)
-    return out
+    return out, True
 
 
 def _state(name: str, dir_fd: int) -> tuple[int, int] | None:
@@ -96,19 +102,22 @@ class SharedFiles:
         self.holding = False  # copied at the next `from_program`
 
     def _sync(self, src: int, dst: int, known_src: dict, known_dst: dict) -> None:
-        current = _regular_files(src)
-        for name in [n for n in known_src if n not in current]:
+        current, complete = _regular_files(src, MAX_FILES)
+        # A name past the entries read is gone only if it is gone.
+        gone = [n for n in known_src if n not in current and (complete or _state(n, src) is None)]
+        for name in gone:
             del known_src[name]  # deleted on its side: our copy goes too, unless changed since
             if name in known_dst and _state(name, dst) == known_dst.pop(name):
                 _unlink(name, dst)
         changed = [name for name, state in current.items() if known_src.get(name) != state]
         if not changed:
             return
-        held = _regular_files(self.tests)
+        held, _ = _regular_files(self.tests)
         used = sum(size for size, _ in held.values())
         for name in changed:
             room = MAX_TOTAL_BYTES - used + held.get(name, (0, 0))[0] if dst == self.tests else MAX_FILE_BYTES
-            copied = _copy(name, src, dst, room)
+            full = dst == self.tests and name not in held and len(held) >= MAX_FILES
+            copied = None if full else _copy(name, src, dst, room)
             known_src[name] = current[name]
             if copied is not None:
                 known_dst[name] = copied  # our own copy is not news for the other direction

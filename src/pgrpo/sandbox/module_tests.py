@@ -58,6 +58,7 @@ class ModuleTests:
         self.counter: int | None = None
         # Setup reads names that only the program defines (entry point too), or imports its module.
         self.asked_program = False
+        self.in_setup = False  # the setup code itself is running (not the fetching of the tests' names)
         self.stopped_at: int | None = None  # the test that ended the run early (its process is gone)
 
     def run(self) -> list[TestResult | None]:
@@ -95,10 +96,14 @@ class ModuleTests:
         except TrustedTimeout:
             self.server.kill()  # the channel may be mid-request
             # Setup that never asks the program takes as long as it takes on its own: the problem's.
-            verdict = Verdict.TIMEOUT if self.asked_program else Verdict.SANDBOX_ERROR
-            message = "time limit exceeded by the problem's setup" + (
-                " on the program's values" if self.asked_program else ""
-            )
+            # Fetching the tests' names from the program before it is the program's time.
+            if self.in_setup and not self.asked_program:
+                verdict, message = Verdict.SANDBOX_ERROR, "time limit exceeded by the problem's setup"
+            else:
+                verdict, message = (
+                    Verdict.TIMEOUT,
+                    "time limit exceeded before the tests, on the program's values",
+                )
             return [TestResult(verdict, message=message)] * len(self.tests)
         except RequestTimeout:
             self.server.kill()
@@ -174,7 +179,8 @@ class ModuleTests:
         # asks the program runs in a directory the program has not touched, so its failure is the
         # problem's (a planted `work` cannot make setup's `os.mkdir('work')` fail, masked). Setup that
         # asks it sees its files from then on, as where the program's module runs at setup's import,
-        # and its failure is the program's (`asked_program`).
+        # and its failure is the program's (`asked_program`). The tests see them after their first
+        # request, whose watchdog bounds the copying (thousands of files can take seconds).
         files = session.files
         if files is not None:
             files.hold_program_files()
@@ -189,9 +195,9 @@ class ModuleTests:
             if files is not None:
                 files.release_program_files()
         if self.problem.setup:
+            self.in_setup = True
             exec(compile_test(self.problem.setup, "<setup>"), namespace)
-        if files is not None:
-            files.from_program()  # what the program wrote while loading, for the tests
+            self.in_setup = False
         if self.problem.entry_point:  # setup may have imported it from the module again
             namespace[self.problem.entry_point] = self.exports[self.problem.entry_point]
         return namespace
