@@ -94,7 +94,7 @@ def test_setup_kept_busy_by_the_programs_value_times_out(ex):
     t0 = time.monotonic()
     result = run(ex, prob, program)
     assert_not_passed(result, Verdict.TIMEOUT)
-    assert time.monotonic() - t0 < 3 * LIMIT_S + 2, result
+    assert time.monotonic() - t0 < 4 * LIMIT_S + 3, result  # the pool's backstop: 19 s
     assert_healthy(ex)
 
 

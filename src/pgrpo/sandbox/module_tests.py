@@ -87,8 +87,9 @@ class ModuleTests:
             return [TestResult(Verdict.RUNTIME_ERROR, message=message)] * len(self.tests)
         try:
             # The watchdog of `_one` around setup too: a value from the program (a count of
-            # 10**12) could keep setup busy here. It is off before any handler below runs.
-            signal.setitimer(signal.ITIMER_REAL, self.limit + TRUSTED_GRACE_S)
+            # 10**12) could keep setup busy here. It is off before any handler below runs. Setup
+            # may be the first to import numpy or pandas in this process: the start-up grace too.
+            signal.setitimer(signal.ITIMER_REAL, self.limit + STARTUP_GRACE_S + TRUSTED_GRACE_S)
             try:
                 namespace = self._namespace()
             finally:
