@@ -38,6 +38,12 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   with many equal hashes), and a program still running one time limit after the tests
   closed the channel is killed;
 - tampering with the harness (builtins, unittest, signals, time): the harness is not in that process;
+  a star import of the candidate module never binds a builtin's or a dunder name;
+- the problem's setup: it runs under the same watchdog as the tests, before the program's files
+  reach the tests' directory (a file the program planted cannot break it), and a setup that asked
+  nothing of the program and failed is the problem's (sandbox_error), otherwise the program's;
+- many files: at most `files.MAX_FILES` of the program's files (and `MAX_TOTAL_BYTES`) reach the
+  tests' directory;
 - resources: CPU, wall time, address space, processes, file size, output size, open files, and
   (cgroup layer) memory held outside the address space: memfd, shared memory, written files;
 - escapes: no network interfaces, a read-only root with one writable directory, a uid of its own,
