@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 from pgrpo.sandbox import wire
@@ -105,8 +106,6 @@ class ForkServer:
         else the program's own process in /proc."""
         if self.cgroup_stats is not None:
             return self.cgroup_stats  # opened once: the same files serve every run
-        from pgrpo.sandbox.remote import ProcStats
-
         return ProcStats(pid)
 
     def kill(self) -> None:
@@ -162,6 +161,49 @@ class CgroupStats:
         for fd in self.fds:
             os.close(fd)
         self.fds = []
+
+
+class ProcStats:
+    """CPU seconds and peak resident MB of a live process, read by the trusted side (where the run has
+    no cgroups). CPU is the whole process's: every thread, ended ones included (the kernel's
+    thread-group CPU clock, in ns), plus the children it has waited for (/proc/<pid>/stat, in clock
+    ticks); children it never waits for are not counted per test."""
+
+    def __init__(self, pid: int | None):
+        self.fds: list[int | None] = [None, None]
+        self.clock: int | None = None
+        if pid is None:
+            return
+        for i, name in enumerate(("stat", "status")):
+            try:
+                self.fds[i] = os.open(f"/proc/{pid}/{name}", os.O_RDONLY)
+            except OSError:
+                pass
+        self.clock = (~pid << 3) | 2  # clock_getcpuclockid(pid): CPUCLOCK_SCHED of the thread group
+
+    def read(self) -> tuple[float | None, float | None]:
+        cpu = peak = None
+        stat, status = self.fds
+        try:
+            if stat is not None and self.clock is not None:
+                # The stat descriptor pins the process: it reads only while that process exists.
+                fields = os.pread(stat, 1024, 0).rsplit(b")", 1)[1].split()
+                children = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
+                cpu = time.clock_gettime(self.clock) + children
+            if status is not None:
+                text = os.pread(status, 4096, 0)
+                at = text.find(b"VmHWM:")
+                if at >= 0:
+                    peak = int(text[at + 6 : text.index(b"kB", at)]) / 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return cpu, peak
+
+    def close(self) -> None:
+        for fd in self.fds:
+            if fd is not None:
+                os.close(fd)
+        self.fds = [None, None]
 
 
 def _children_of(pid: int) -> list[int]:

@@ -17,13 +17,12 @@ from typing import Any
 
 from pgrpo.sandbox import wire
 from pgrpo.sandbox.compare import values_match
-from pgrpo.sandbox.forkserver import ForkServer
+from pgrpo.sandbox.forkserver import ForkServer, ProcStats
 from pgrpo.sandbox.perf import open_instruction_counter, perf_available, read_counter
 from pgrpo.sandbox.remote import (
     CandidateClock,
     CandidateRaised,
     HarnessLimit,
-    ProcStats,
     ProgramValueLimit,
     Remote,
     RequestTimeout,

@@ -11,7 +11,7 @@ made up. Time is CPU time where every passing test has it, else wall time (`time
 time (`TestResult.cpu_s`) counts every thread and child process of the program, so work moved off the
 main thread does not look fast: with the executor's cgroup layer it is the run's `cpuacct` usage (all
 threads and processes); without it, the process's thread-group CPU clock plus the children it waited
-for (`sandbox.remote.ProcStats`). Instructions (where perf counters exist) follow the program's main
+for (`sandbox.forkserver.ProcStats`). Instructions (where perf counters exist) follow the program's main
 thread and the threads and processes it starts once loaded, not a thread it started while loading.
 Peak memory is recorded but is not a term: the formula's memory term is page faults, a different
 quantity.
