@@ -1,0 +1,125 @@
+"""Red team, third round: pickles unpickled in the program's own sandbox (the program answers the
+request), setup before the program's files arrive. Each test asserts the safe outcome."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from attack_kit import *  # noqa: F403 - the shared kit: constants, problems, run(), fixtures
+
+# A test that loads a pickle the program wrote: the program's own bytes, so its own answer is fair.
+LOADS_PROGRAMS_PICKLE = AssertTest(
+    "import pickle\nf('out.pkl')\nwith open('out.pkl', 'rb') as fh:\n    assert pickle.load(fh) == [1, 2, 3]\n"
+)
+
+
+def test_a_correct_program_whose_pickle_the_test_loads_passes(ex):
+    program = code(
+        """
+        import pickle
+        def f(path):
+            with open(path, 'wb') as fh:
+                pickle.dump([1, 2, 3], fh)
+        """
+    )
+    result = run(ex, problem(LOADS_PROGRAMS_PICKLE), program)
+    assert result.verdict is Verdict.PASSED, result
+
+
+def test_an_exception_answering_the_unpickle_request_is_the_programs_failure(ex):
+    program = code(
+        """
+        import pickle
+        def f(path):
+            open(path, 'wb').write(b'x')
+            pickle.loads = lambda *a, **k: (_ for _ in ()).throw(MemoryError('no'))
+        """
+    )
+    assert_not_passed(run(ex, problem(LOADS_PROGRAMS_PICKLE), program))
+
+
+def test_exiting_during_the_unpickle_request_is_the_programs_failure(ex):
+    program = code(
+        """
+        import os, pickle
+        def f(path):
+            open(path, 'wb').write(b'x')
+            pickle.loads = lambda *a, **k: os._exit(0)
+        """
+    )
+    assert_not_passed(run(ex, problem(LOADS_PROGRAMS_PICKLE), program))
+
+
+def test_a_handle_answering_the_unpickle_request_does_not_pass(ex):
+    program = code(
+        """
+        import pickle
+        class Yes:
+            def __eq__(self, other): return True
+            __hash__ = object.__hash__
+        def f(path):
+            open(path, 'wb').write(b'x')
+            pickle.loads = lambda *a, **k: Yes()
+        """
+    )
+    assert_not_passed(run(ex, problem(LOADS_PROGRAMS_PICKLE), program))
+
+
+def test_a_huge_or_deep_value_answering_the_unpickle_request_is_the_programs_failure(ex):
+    for answer in (
+        "lambda *a, **k: list(range(3 * 10**7))",
+        "lambda *a, **k: __import__('functools').reduce(lambda x, _: [x], range(10**5), [])",
+    ):
+        program = "import pickle\ndef f(path):\n    open(path, 'wb').write(b'x')\n"
+        program += f"    pickle.loads = {answer}\n"
+        assert_not_passed(run(ex, problem(LOADS_PROGRAMS_PICKLE), program))
+
+
+def test_an_exception_object_as_the_unpickled_value_does_not_pass(ex):
+    program = code(
+        """
+        import pickle
+        def f(path):
+            open(path, 'wb').write(b'x')
+            pickle.loads = lambda *a, **k: AssertionError('x')
+        """
+    )
+    assert_not_passed(run(ex, problem(LOADS_PROGRAMS_PICKLE), program), Verdict.FAILED)
+
+
+def test_correct_programs_whose_npy_and_pandas_pickles_the_test_loads_pass(ex):
+    npy = AssertTest(
+        "import numpy as np\nf('o.npy')\nassert np.load('o.npy', allow_pickle=True).tolist() == [1, 2]\n"
+    )
+    npy_program = (
+        "import numpy as np\ndef f(p):\n    np.save(p, np.array([1, 2], dtype=object), allow_pickle=True)\n"
+    )
+    frame = AssertTest(
+        "import pandas as pd\nf('o.pkl')\nassert pd.read_pickle('o.pkl').equals(pd.DataFrame({'a': [1]}))\n"
+    )
+    frame_program = "import pandas as pd\ndef f(p):\n    pd.DataFrame({'a': [1]}).to_pickle(p)\n"
+    for test, program in ((npy, npy_program), (frame, frame_program)):
+        result = run(ex, problem(test), program)
+        assert result.verdict is Verdict.PASSED, result
+
+
+# Setup that unpickles (it never names the program): the request still goes to the program's process,
+# so what the program does with it is the program's failure, never the problem's (masked).
+SETUP_UNPICKLES = "import pickle\nDATA = pickle.loads(pickle.dumps([1, 2]))\n"
+SETUP_ANSWERS = {
+    "raises": "pickle.loads = lambda *a, **k: 1 / 0",
+    "spins": "pickle.loads = lambda *a, **k: [0 for _ in iter(int, 1)]",
+    "exits": "pickle.loads = lambda *a, **k: __import__('os')._exit(0)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SETUP_ANSWERS))
+def test_a_program_answering_setups_unpickle_badly_is_not_masked(ex, name):
+    prob = dataclasses.replace(problem(AssertTest("assert f(2, 3) == 5")), setup=SETUP_UNPICKLES)
+    program = f"import pickle\n{SETUP_ANSWERS[name]}\ndef f(a, b):\n    return 0\n"
+    assert_not_passed(run(ex, prob, program))
+
+
+def test_a_correct_program_passes_with_a_setup_that_unpickles(ex):
+    prob = dataclasses.replace(problem(AssertTest("assert f(2, 3) == 5")), setup=SETUP_UNPICKLES)
+    assert run(ex, prob, "def f(a, b):\n    return a + b\n").verdict is Verdict.PASSED
