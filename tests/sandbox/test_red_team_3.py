@@ -123,3 +123,32 @@ def test_a_program_answering_setups_unpickle_badly_is_not_masked(ex, name):
 def test_a_correct_program_passes_with_a_setup_that_unpickles(ex):
     prob = dataclasses.replace(problem(AssertTest("assert f(2, 3) == 5")), setup=SETUP_UNPICKLES)
     assert run(ex, prob, "def f(a, b):\n    return a + b\n").verdict is Verdict.PASSED
+
+
+def test_the_programs_files_do_not_replace_a_file_setup_wrote(ex):
+    prob = dataclasses.replace(
+        problem(AssertTest("assert f() == open('expected.txt').read()")),
+        setup="with open('expected.txt', 'w') as fh:\n    fh.write('right')\n",
+    )
+    at_import = "open('expected.txt', 'w').write('wrong')\ndef f():\n    return 'wrong'\n"
+    in_call = "def f():\n    open('expected.txt', 'w').write('wrong')\n    return 'wrong'\n"
+    for program in (at_import, in_call):
+        assert_not_passed(run(ex, prob, program))
+    assert run(ex, prob, "def f():\n    return 'right'\n").verdict is Verdict.PASSED
+
+
+def test_a_handle_key_whose_str_is_the_expected_key_does_not_pass(ex):
+    program = code(
+        """
+        class K:
+            def __str__(self): return '(1, 2)'
+            __repr__ = __str__
+            def __hash__(self): return hash((1, 2))
+            def __eq__(self, other): return True
+        def f():
+            return {K(): 3}
+        """
+    )
+    prob = problem(CallTest(args=[], expected={"(1, 2)": 3}))
+    assert_not_passed(run(ex, prob, program), Verdict.FAILED)
+    assert run(ex, prob, "def f():\n    return {(1, 2): 3}\n").verdict is Verdict.PASSED
