@@ -152,3 +152,71 @@ def test_a_handle_key_whose_str_is_the_expected_key_does_not_pass(ex):
     prob = problem(CallTest(args=[], expected={"(1, 2)": 3}))
     assert_not_passed(run(ex, prob, program), Verdict.FAILED)
     assert run(ex, prob, "def f():\n    return {(1, 2): 3}\n").verdict is Verdict.PASSED
+
+
+# ----------------------------------------------------------------------------- holes of the third pass, fixed
+
+PATCHES_ITS_UNPICKLER = code(
+    """
+    import pickle
+    import numpy as np
+    import pandas as pd
+
+    class Agrees:
+        def equals(self, other):
+            return True
+        def tolist(self):
+            return [1, 2, 3]
+
+    def f(path):
+        pd.DataFrame({"a": [9]}).to_pickle(path + ".df")  # the wrong answers
+        np.save(path + ".npy", np.array([9], dtype=object), allow_pickle=True)
+        pickle.loads = pickle.load = lambda *a, **k: Agrees()  # and a loader that says otherwise
+        return True
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        "assert pd.read_pickle('out.df').equals(pd.DataFrame({'a': [1, 2, 3]}))",
+        "assert np.load('out.npy', allow_pickle=True).tolist() == [1, 2, 3]",
+    ],
+    ids=["read_pickle", "np.load"],
+)
+def test_the_program_cannot_answer_for_the_pickles_a_test_loads(ex, check):
+    test = "import numpy as np\nimport pandas as pd\nassert f('out') is True\n" + check
+    prob = dataclasses.replace(problem(AssertTest(test)), setup="import pandas")
+    assert_not_passed(run(ex, prob, PATCHES_ITS_UNPICKLER))
+
+
+SPIES_ON_PICKLES = code(
+    """
+    import pickle
+    _seen = []
+    _real = pickle.loads
+    def _spy(data, *a, **k):
+        value = _real(data, *a, **k)
+        _seen.append(value)
+        return value
+    pickle.loads = _spy
+    def f():
+        return _seen[-1] if _seen else None
+    """
+)
+
+
+def test_a_pickle_the_test_makes_never_reaches_the_program(ex):
+    test = "import pickle\nexpected = pickle.loads(pickle.dumps({'secret': 42}))\nassert f() == expected"
+    assert_not_passed(run(ex, problem(AssertTest(test)), SPIES_ON_PICKLES))
+    honest = run(ex, problem(AssertTest(test)), "def f():\n    return {'secret': 42}\n")
+    assert honest.verdict is Verdict.PASSED, honest
+
+
+@pytest.mark.parametrize("key, text", [(True, "true"), (None, "null"), (False, "false")])
+def test_json_keys_match_the_programs_true_false_and_none_keys(ex, key, text):
+    """JSON call tests write dict keys as text: {"true": 1} is how a {True: 1} answer is recorded."""
+    prob = problem(CallTest(args=[], expected={text: 1}))
+    result = run(ex, prob, f"def f():\n    return {{{key!r}: 1}}\n")
+    assert result.verdict is Verdict.PASSED, result

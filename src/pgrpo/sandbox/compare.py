@@ -8,6 +8,7 @@ its `str` would be answered by the program, so a handle never takes part in a co
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from typing import Any
@@ -67,11 +68,14 @@ def _key_text(key: Any) -> str | None:
     """A dict key as the JSON key it stands for, by exact type: None for anything else (a handle's
     `str` is the program's to answer)."""
     t = type(key)
-    if t in _KEY_SCALARS or (t is tuple and all(type(x) in _KEY_SCALARS for x in key)):
+    if t in _KEY_SCALARS:
+        # as json.dumps writes a key: True -> "true", None -> "null", inf -> "Infinity"
+        return key if t is str else json.dumps(key)
+    if t is tuple and all(type(x) in _KEY_SCALARS for x in key):
         return str(key)
     np = sys.modules.get("numpy")
     if np is not None and issubclass(t, (np.integer, np.floating, np.bool_)):
-        return str(key.item())
+        return _key_text(key.item())
     return None
 
 

@@ -214,12 +214,6 @@ class Session:
             return str(message[1]), str(message[2])
         raise self._violated("expected ready")
 
-    def unpickle(self, data: bytes) -> Any:
-        """A pickle's value (test code loading a file the program wrote), unpickled in the program's
-        process, where what it runs is confined, and rebuilt here like any value it returns."""
-        value, _ = self.request("unpickle", MODULE_HANDLE, self.encode(data))
-        return value
-
     def request(self, op: str, handle: int, *operands: Any) -> Any:
         self.next_id += 1
         rid = self.next_id

@@ -1,20 +1,22 @@
-"""Unpickling in the trusted runner: a program's pickles are loaded in its sandbox, never here.
+"""Unpickling in the trusted runner: pickles test code loads are unpickled in a sandbox, never here.
 
 Test code (BigCodeBench) loads files the program wrote, which the runner mirrors into the test's
-directory, with `pickle.load`, `pd.read_pickle`, `np.load(allow_pickle=True)` or joblib. A pickle
-names globals and calls them, and NumPy's and pandas' reconstructors trust the state a pickle gives
-them (an object array over raw bytes, block placements past an axis: a crash or a write out of
-bounds), so no allowlist of globals makes loading one here safe. `install()` makes the C unpickler
-(`pickle.load`, `loads`, `Unpickler`, which pandas and NumPy call) send the bytes to the running
-program's sandboxed process, which unpickles them there, where whatever they run is confined, and
-answers with the value the way it answers a call: rebuilt here from plain data (`values`), or a
-handle. The pure-Python unpickler (`pickle._Unpickler`, which joblib and pandas' pickle_compat
-subclass) resolves only plain data globals here: builtins containers and scalars, collections,
-datetime, Decimal, Fraction; a NumPy array in a joblib file is refused.
+directory, with `pickle.load`, `pd.read_pickle` or `np.load(allow_pickle=True)`. A pickle names
+globals and calls them, and NumPy's and pandas' reconstructors trust the state a pickle gives them
+(an object array over raw bytes, block placements past an axis: a crash or a write out of bounds),
+so no allowlist of globals makes loading one here safe. Nor may the program's own process load it:
+its code could answer with any value, and a pickle the test made itself would show it the expected
+value. `install()` makes the C unpickler (`pickle.load`, `loads`, `Unpickler`, which pandas and NumPy
+call) hand the bytes to the runner's loader, which unpickles them in a fresh process forked from a
+fork server of its own, confined like a program, where no program's code ever ran; the value comes
+back as plain data (`values`) and is rebuilt here; a value that cannot travel by value is refused.
+The pure-Python unpickler (`pickle._Unpickler`, which joblib and pandas' pickle_compat subclass)
+resolves only plain data globals here: builtins containers and scalars, collections, datetime,
+Decimal, Fraction; a NumPy array in a joblib file is refused.
 
-Limits: loading needs the program's process alive (module-mode tests; a stdio run has none); a value
-that travels by value loses what a pickle could attach to it (a DataFrame's extra attributes); an
-unpickler class that subclassed the C Unpickler before `install()` keeps its own `load`.
+Limits: loading works while a run's tests run (module-mode tests); a value loses what a pickle could
+attach beyond its value (a DataFrame's extra attributes); an unpickler class that subclassed the C
+Unpickler before `install()` keeps its own `load`.
 """
 
 from __future__ import annotations
@@ -31,18 +33,18 @@ from typing import Any
 trusted_loads = _pickle.loads
 MAX_PICKLE_BYTES = 8 * 1024 * 1024  # one request's worth (base64 in a 16 MB frame)
 
-_session: Any = None  # the running program's session, while its tests run
+_load_in_sandbox: Any = None  # the runner's loader (bytes -> value), while a run's tests run
 
 
 @contextlib.contextmanager
-def loading_in(session: Any) -> Iterator[None]:
-    """Pickles test code loads while this run's tests run are unpickled in its program's sandbox."""
-    global _session
-    _session = session
+def loading_in(load: Any) -> Iterator[None]:
+    """While this run's tests run, pickles test code loads go to `load` (a fresh sandboxed process)."""
+    global _load_in_sandbox
+    _load_in_sandbox = load
     try:
         yield
     finally:
-        _session = None
+        _load_in_sandbox = None
 
 
 def loads(
@@ -54,17 +56,17 @@ def loads(
     errors: str = "strict",
     buffers: Any = (),
 ) -> Any:
-    """A pickle's value, unpickled in the running program's sandbox."""
+    """A pickle's value, unpickled in a fresh sandboxed process (never the program's)."""
     if isinstance(data, str):
         raise TypeError("Can't load pickle from unicode string")
     data = bytes(data)
-    if _session is None:
+    if _load_in_sandbox is None:
         raise pickle.UnpicklingError(
             "pickles load only while a program's tests run, in its sandbox (not in the trusted runner)"
         )
     if len(data) > MAX_PICKLE_BYTES:
         raise pickle.UnpicklingError(f"a pickle over {MAX_PICKLE_BYTES >> 20} MB is not loaded in tests")
-    return _session.unpickle(data)
+    return _load_in_sandbox(data)
 
 
 def load(
