@@ -58,8 +58,10 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   values decoded here (a few bytes of JSON can stand for hundreds of bytes of objects), past which
   the run is output_exceeded;
 - unpickling files a program wrote (BigCodeBench tests load them with pickle, pandas or NumPy):
-  they are unpickled in the program's own sandboxed process and their value crosses like any value
-  it returns (`unpickle`); the pure-Python unpickler (joblib) resolves plain data globals only;
+  they are unpickled in a fresh sandboxed process of a fork server of their own, where no program's
+  code ever ran, and their value crosses as plain data (`unpickle`, `Runner.unpickle`); the program
+  can neither answer for them nor see a pickle the test made; the pure-Python unpickler (joblib)
+  resolves plain data globals only;
 - the compiler as a way in: the program's text is compiled in its sandboxed child under the run's
   limits, so text that crashes the compiler, or takes it to gigabytes or seconds, is the program's
   runtime_error, compile_error or timeout, never the trusted side's crash, memory or log;
