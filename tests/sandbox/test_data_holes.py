@@ -26,8 +26,9 @@ from pgrpo.sandbox import unpickle
 
 def with_pandas(prob: Problem) -> Problem:
     """pandas imported by setup, before any test's clock starts (a slow first import on a loaded
-    machine would otherwise end as a timeout rather than the verdict under test)."""
-    return dataclasses.replace(prob, setup="import pandas")
+    machine would otherwise end as a timeout rather than the verdict under test), and a time limit with
+    room for pandas' own first calls on a loaded machine (a 1 s limit timed out once under the suite)."""
+    return dataclasses.replace(prob, setup="import pandas", time_limit_s=5.0)
 
 
 # ----------------------------------------------------------------------------- pd.NA

@@ -59,7 +59,7 @@ What this protects against (each family has a test in tests/sandbox/test_<family
   the run is output_exceeded;
 - unpickling files a program wrote (BigCodeBench tests load them with pickle, pandas or NumPy):
   they are unpickled in a fresh sandboxed process of a fork server of their own, where no program's
-  code ever ran, and their value crosses as plain data (`unpickle`, `Runner.unpickle`); the program
+  code ever ran, and their value crosses as plain data (`unpickle.SandboxLoader`); the program
   can neither answer for them nor see a pickle the test made; the pure-Python unpickler (joblib)
   resolves plain data globals only;
 - the compiler as a way in: the program's text is compiled in its sandboxed child under the run's
@@ -128,14 +128,14 @@ import sys
 import time
 from typing import Any
 
-from pgrpo.sandbox import unpickle, values, wire
+from pgrpo.sandbox import unpickle
 from pgrpo.sandbox.child import EXIT_COMPILE_ERROR, EXIT_MEMORY_ERROR
 from pgrpo.sandbox.compare import outputs_match
 from pgrpo.sandbox.files import SharedFiles
 from pgrpo.sandbox.forkserver import ForkServer, SandboxFault, _memfd, _read_fd, _tail
 from pgrpo.sandbox.isolation import Layers, set_process_name
 from pgrpo.sandbox.module_tests import STARTUP_GRACE_S, ModuleTests, _on_alarm
-from pgrpo.sandbox.remote import VALUES_MB, Session
+from pgrpo.sandbox.remote import Session
 from pgrpo.sandbox.wire import FrameTooLarge
 from pgrpo.types import AnswerTest, AssertTest, CallTest, ExecResult, Problem, StdioTest, TestResult, Verdict
 
@@ -241,7 +241,7 @@ class Runner:
         self._start_server()
 
     def _start_server(self) -> None:
-        self.unpickler: ForkServer | None = None  # started when a test first loads a pickle
+        self.loader = unpickle.SandboxLoader(self.disable)  # pickles tests load; started on first use
         self.server = ForkServer(self.disable)
         self.files = SharedFiles(self.tests_dir, self.server.workdir)
         self.round_trip_s = self._measure_round_trip()
@@ -250,59 +250,8 @@ class Runner:
     def layers(self) -> Layers:
         return self.server.layers
 
-    def _close_unpickler(self, now: bool = False) -> None:
-        """`now`: mid-run (the test's watchdog fired while a pickle loaded): killed, not waited for."""
-        if self.unpickler is not None:
-            if now:
-                self.unpickler.proc.kill()
-            try:
-                self.unpickler.close()
-            except OSError:
-                self.unpickler.proc.kill()
-            self.unpickler = None
-
-    def unpickle(self, data: bytes, limit: float, memory_mb: int) -> Any:
-        """A pickle test code loads, unpickled in a fresh sandboxed process forked from a fork server
-        of its own (never the program's, whose code could answer for it, nor this process, where a
-        pickle's code would run on the host), its value rebuilt here from plain data."""
-        if self.unpickler is None:
-            self.unpickler = ForkServer(self.disable)
-        stdout, stderr = _memfd("unpickled"), _memfd("unpickle-errors")
-        job = {
-            "mode": "unpickle",
-            "program": data,
-            "filename": "<pickle>",
-            "cpu_s": limit,
-            "wall_s": limit,
-            "memory_mb": memory_mb,
-            "output_mb": OUTPUT_LIMIT_MB,
-        }
-        try:
-            try:
-                self.unpickler.start(job, {"stdout": stdout, "stderr": stderr})
-                report = self.unpickler.wait_exited()
-            except SandboxFault as e:
-                self._close_unpickler(now=True)
-                raise pickle.UnpicklingError(f"the sandbox that loads pickles failed: {e}") from None
-            except BaseException:  # the test's watchdog, mid-load: a fresh fork server next time
-                self._close_unpickler(now=True)
-                raise
-            verdict, message = _exit_verdict(report, stdout, OUTPUT_LIMIT_MB * 1024 * 1024)
-            if verdict is not Verdict.PASSED:
-                why = _tail(stderr).strip() or message
-                raise pickle.UnpicklingError(f"the pickle did not load in the sandbox: {why}"[:500])
-            decoder = values.Decoder(resident_limit_kb=values.resident_kb() + (VALUES_MB << 10))
-            decoder.start(time.monotonic() + limit)
-            try:
-                return decoder.decode(wire.loads(_read_fd(stdout, OUTPUT_LIMIT_MB * 1024 * 1024)))
-            except (wire.WireError, FrameTooLarge, RecursionError) as e:
-                raise pickle.UnpicklingError(f"the pickle's value could not be rebuilt here: {e}") from None
-        finally:
-            os.close(stdout)
-            os.close(stderr)
-
     def restart(self) -> None:
-        self._close_unpickler()
+        self.loader.close(now=True)
         try:
             self.files.close()
             self.server.close()
@@ -311,7 +260,7 @@ class Runner:
         self._start_server()
 
     def close(self) -> None:
-        self._close_unpickler()
+        self.loader.close()
         self.files.close()
         self.server.close()
         import shutil
@@ -458,7 +407,7 @@ class Runner:
             self.files.reset()
             module_tests = ModuleTests(self.server, session, problem, tests, limit)
             try:
-                load = functools.partial(self.unpickle, limit=limit, memory_mb=problem.memory_limit_mb)
+                load = functools.partial(self.loader.load, limit=limit, memory_mb=problem.memory_limit_mb)
                 with unpickle.loading_in(load):  # pickles the tests load: in a sandbox of their own
                     results = module_tests.run()
             finally:

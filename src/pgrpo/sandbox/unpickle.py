@@ -25,13 +25,16 @@ import _compat_pickle
 import _pickle
 import contextlib
 import importlib
+import os
 import pickle
+import time
 from collections.abc import Iterator
 from typing import Any
 
 # The runner's own messages (from the pool, trusted) are read with the loader of before install().
 trusted_loads = _pickle.loads
-MAX_PICKLE_BYTES = 8 * 1024 * 1024  # one request's worth (base64 in a 16 MB frame)
+MAX_PICKLE_BYTES = 8 * 1024 * 1024  # what one test may load at once
+MAX_VALUE_MB = 16  # the loaded value's plain data, as the sandbox writes it
 
 _load_in_sandbox: Any = None  # the runner's loader (bytes -> value), while a run's tests run
 
@@ -85,6 +88,66 @@ class Unpickler:
         return load(self._file)
 
 
+class SandboxLoader:
+    """Unpickles in fresh processes forked from a fork server of its own (started on first use),
+    confined like programs, where no program's code ever runs; values come back as plain data."""
+
+    def __init__(self, disable: tuple[str, ...] = ()):
+        self.disable = disable
+        self.server: Any = None
+
+    def load(self, data: bytes, limit: float, memory_mb: int) -> Any:
+        from pgrpo.sandbox import values, wire
+        from pgrpo.sandbox.forkserver import ForkServer, SandboxFault, _memfd, _read_fd, _tail
+        from pgrpo.sandbox.remote import VALUES_MB
+
+        if self.server is None:
+            self.server = ForkServer(self.disable)
+        stdout, stderr = _memfd("unpickled"), _memfd("unpickle-errors")
+        job = {
+            "mode": "unpickle",
+            "program": data,
+            "filename": "<pickle>",
+            "cpu_s": limit,
+            "wall_s": limit,
+            "memory_mb": memory_mb,
+            "output_mb": MAX_VALUE_MB,
+        }
+        try:
+            try:
+                self.server.start(job, {"stdout": stdout, "stderr": stderr})
+                report = self.server.wait_exited()
+            except SandboxFault as e:
+                self.close(now=True)
+                raise pickle.UnpicklingError(f"the sandbox that loads pickles failed: {e}") from None
+            except BaseException:  # the test's watchdog, mid-load: a fresh fork server next time
+                self.close(now=True)
+                raise
+            if report["exit_code"] != 0 or report["killed"]:
+                why = _tail(stderr).strip() or f"exit status {report['exit_code']}, {report['killed'] or ''}"
+                raise pickle.UnpicklingError(f"the pickle did not load in the sandbox: {why}"[:500])
+            decoder = values.Decoder(resident_limit_kb=values.resident_kb() + (VALUES_MB << 10))
+            decoder.start(time.monotonic() + limit)
+            try:
+                return decoder.decode(wire.loads(_read_fd(stdout, MAX_VALUE_MB << 20)))
+            except (wire.WireError, wire.FrameTooLarge, RecursionError) as e:
+                raise pickle.UnpicklingError(f"the pickle's value could not be rebuilt here: {e}") from None
+        finally:
+            os.close(stdout)
+            os.close(stderr)
+
+    def close(self, now: bool = False) -> None:
+        """`now`: mid-load (the test's watchdog fired): killed, not waited for."""
+        if self.server is not None:
+            if now:
+                self.server.proc.kill()
+            try:
+                self.server.close()
+            except OSError:
+                self.server.proc.kill()
+            self.server = None
+
+
 _PLAIN: frozenset[tuple[str, str]] = frozenset(
     [("builtins", n) for n in "bool complex dict float frozenset int list set str tuple".split()]
     + [("collections", n) for n in ("OrderedDict", "defaultdict", "Counter", "deque")]
@@ -135,4 +198,13 @@ def install() -> None:
     pickle._Unpickler.find_class = _python_find_class
 
 
-__all__ = ["MAX_PICKLE_BYTES", "find_class", "install", "load", "loading_in", "loads", "trusted_loads"]
+__all__ = [
+    "MAX_PICKLE_BYTES",
+    "SandboxLoader",
+    "find_class",
+    "install",
+    "load",
+    "loading_in",
+    "loads",
+    "trusted_loads",
+]
