@@ -22,7 +22,8 @@ def test_a_correct_program_whose_pickle_the_test_loads_passes(ex):
                 pickle.dump([1, 2, 3], fh)
         """
     )
-    result = run(ex, problem(LOADS_PROGRAMS_PICKLE), program)
+    # room for the loading sandbox's first start on this worker
+    result = run(ex, dataclasses.replace(problem(LOADS_PROGRAMS_PICKLE), time_limit_s=5.0), program)
     assert result.verdict is Verdict.PASSED, result
 
 
@@ -99,12 +100,13 @@ def test_correct_programs_whose_npy_and_pandas_pickles_the_test_loads_pass(ex):
     )
     frame_program = "import pandas as pd\ndef f(p):\n    pd.DataFrame({'a': [1]}).to_pickle(p)\n"
     for test, program in ((npy, npy_program), (frame, frame_program)):
-        result = run(ex, problem(test), program)
+        # room for the loading sandbox's own first start and its import of NumPy or pandas
+        result = run(ex, dataclasses.replace(problem(test), time_limit_s=10.0), program)
         assert result.verdict is Verdict.PASSED, result
 
 
-# Setup that unpickles (it never names the program): the request still goes to the program's process,
-# so what the program does with it is the program's failure, never the problem's (masked).
+# Setup that unpickles (it never names the program): the pickle loads in a sandbox of its own, so
+# whatever the program does to its own unpickler changes nothing, and is never the problem's (masked).
 SETUP_UNPICKLES = "import pickle\nDATA = pickle.loads(pickle.dumps([1, 2]))\n"
 SETUP_ANSWERS = {
     "raises": "pickle.loads = lambda *a, **k: 1 / 0",
@@ -121,7 +123,9 @@ def test_a_program_answering_setups_unpickle_badly_is_not_masked(ex, name):
 
 
 def test_a_correct_program_passes_with_a_setup_that_unpickles(ex):
-    prob = dataclasses.replace(problem(AssertTest("assert f(2, 3) == 5")), setup=SETUP_UNPICKLES)
+    prob = dataclasses.replace(
+        problem(AssertTest("assert f(2, 3) == 5")), setup=SETUP_UNPICKLES, time_limit_s=5.0
+    )
     assert run(ex, prob, "def f(a, b):\n    return a + b\n").verdict is Verdict.PASSED
 
 
@@ -210,7 +214,8 @@ SPIES_ON_PICKLES = code(
 def test_a_pickle_the_test_makes_never_reaches_the_program(ex):
     test = "import pickle\nexpected = pickle.loads(pickle.dumps({'secret': 42}))\nassert f() == expected"
     assert_not_passed(run(ex, problem(AssertTest(test)), SPIES_ON_PICKLES))
-    honest = run(ex, problem(AssertTest(test)), "def f():\n    return {'secret': 42}\n")
+    roomy = dataclasses.replace(problem(AssertTest(test)), time_limit_s=5.0)
+    honest = run(ex, roomy, "def f():\n    return {'secret': 42}\n")
     assert honest.verdict is Verdict.PASSED, honest
 
 
